@@ -1,0 +1,223 @@
+"""IRQ indexes, GET_IRQ_INFO results and SET_IRQS requests (``IrqSet``).
+
+An ``IrqSet`` is immutable and packs itself once, at construction: sending the
+same request many times (the loopback hot path) builds nothing per call.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from vfio_hil import _uapi as u
+from vfio_hil._uapi import IrqSetFlag
+
+__all__ = ["FdLike", "IrqIndex", "IrqInfo", "IrqInfoFlag", "IrqSet", "IrqSetFlag"]
+
+_HEADER = struct.Struct("<5I")
+_U32 = 0xFFFFFFFF
+_MAX_SUBINDEXES = 2048  # the largest MSI-X table
+_DATA_SIZE = {u.VFIO_IRQ_SET_DATA_BOOL: 1, u.VFIO_IRQ_SET_DATA_EVENTFD: 4}
+
+
+class IrqIndex(enum.IntEnum):
+    """vfio-pci's fixed IRQ indexes (``VFIO_PCI_*_IRQ_INDEX``)."""
+
+    INTX = u.VFIO_PCI_INTX_IRQ_INDEX
+    MSI = u.VFIO_PCI_MSI_IRQ_INDEX
+    MSIX = u.VFIO_PCI_MSIX_IRQ_INDEX
+    ERR = u.VFIO_PCI_ERR_IRQ_INDEX
+    REQ = u.VFIO_PCI_REQ_IRQ_INDEX
+
+
+class IrqInfoFlag(enum.IntFlag):
+    """``VFIO_IRQ_INFO_*``."""
+
+    EVENTFD = u.VFIO_IRQ_INFO_EVENTFD
+    MASKABLE = u.VFIO_IRQ_INFO_MASKABLE
+    AUTOMASKED = u.VFIO_IRQ_INFO_AUTOMASKED
+    NORESIZE = u.VFIO_IRQ_INFO_NORESIZE
+
+
+@dataclass(frozen=True)
+class IrqInfo:
+    """One ``VFIO_DEVICE_GET_IRQ_INFO`` answer."""
+
+    index: int
+    flags: IrqInfoFlag
+    count: int
+
+    def __repr__(self) -> str:
+        name = _index_name(self.index)
+        return f"IrqInfo({name}, flags={int(self.flags):#x}, count={self.count})"
+
+
+class _HasFd(Protocol):
+    @property
+    def fd(self) -> int: ...
+
+
+FdLike = int | _HasFd
+
+
+def _fd_of(fd: FdLike) -> int:
+    return fd if isinstance(fd, int) else fd.fd
+
+
+def _index_name(index: int) -> str:
+    try:
+        return IrqIndex(index).name
+    except ValueError:
+        return str(index)
+
+
+def _flags_name(flags: int) -> str:
+    names = [f.name for f in IrqSetFlag if flags & f and f.name]
+    extra = flags & ~0x3F
+    if extra:
+        names.append(f"{extra:#x}")
+    return "|".join(names) or "0"
+
+
+@dataclass(frozen=True)
+class IrqSet:
+    """One ``VFIO_DEVICE_SET_IRQS`` request, exactly as the kernel will read it.
+
+    Use the builders (``IrqSet.trigger(...)``, ``IrqSet.eventfds(...)``, ...);
+    ``IrqSet.raw`` builds anything, malformed requests included.
+    """
+
+    flags: int
+    index: int
+    start: int
+    count: int
+    data: bytes = b""
+    argsz: int | None = None
+    _packed: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        argsz = _HEADER.size + len(self.data) if self.argsz is None else self.argsz
+        header = _HEADER.pack(
+            argsz & _U32, self.flags & _U32, self.index & _U32, self.start & _U32, self.count & _U32
+        )
+        object.__setattr__(self, "_packed", header + self.data + self._padding(argsz))
+
+    def _padding(self, argsz: int) -> bytes:
+        """Zeros for payload bytes that argsz claims but ``data`` lacks.
+
+        The kernel copies count * size bytes once argsz covers them; padding
+        makes that read land in our buffer, identical for device and model.
+        No valid index has more than 2048 sub-indexes, so the pad is bounded.
+        """
+        size = _DATA_SIZE.get(self.flags & u.VFIO_IRQ_SET_DATA_TYPE_MASK, 0)
+        wanted = size * min(self.count & _U32, _MAX_SUBINDEXES)
+        if len(self.data) >= wanted or argsz - _HEADER.size < wanted:
+            return b""
+        return bytes(wanted - len(self.data))
+
+    # --- builders -----------------------------------------------------------
+    @classmethod
+    def raw(
+        cls,
+        flags: int,
+        index: int,
+        start: int,
+        count: int,
+        data: bytes = b"",
+        argsz: int | None = None,
+    ) -> IrqSet:
+        """Any request at all; ``argsz`` defaults to 20 + len(data)."""
+        return cls(int(flags), int(index), int(start), int(count), bytes(data), argsz)
+
+    @classmethod
+    def eventfds(cls, index: int, start: int, fds: Sequence[FdLike]) -> IrqSet:
+        """ACTION_TRIGGER|DATA_EVENTFD: assign (fd >= 0) or de-assign (-1) triggers."""
+        data = struct.pack(f"<{len(fds)}i", *(_fd_of(fd) for fd in fds))
+        return cls.raw(_TRIGGER | _EVENTFD, index, start, len(fds), data)
+
+    @classmethod
+    def trigger(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+        """ACTION_TRIGGER|DATA_NONE: loopback-signal every vector in the range."""
+        return cls.raw(_TRIGGER | _NONE, index, start, count)
+
+    @classmethod
+    def trigger_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+        """ACTION_TRIGGER|DATA_BOOL: loopback-signal the vectors whose byte is set."""
+        return cls._bools(_TRIGGER, index, start, bools)
+
+    @classmethod
+    def mask(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+        return cls.raw(_MASK | _NONE, index, start, count)
+
+    @classmethod
+    def mask_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+        return cls._bools(_MASK, index, start, bools)
+
+    @classmethod
+    def unmask(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+        return cls.raw(_UNMASK | _NONE, index, start, count)
+
+    @classmethod
+    def unmask_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+        return cls._bools(_UNMASK, index, start, bools)
+
+    @classmethod
+    def unmask_eventfd(cls, index: int, fd: FdLike) -> IrqSet:
+        """ACTION_UNMASK|DATA_EVENTFD: a write to ``fd`` unmasks (-1 unregisters)."""
+        return cls.raw(_UNMASK | _EVENTFD, index, 0, 1, struct.pack("<i", _fd_of(fd)))
+
+    @classmethod
+    def disable(cls, index: int) -> IrqSet:
+        """ACTION_TRIGGER|DATA_NONE with count 0: tear the whole index down."""
+        return cls.raw(_TRIGGER | _NONE, index, 0, 0)
+
+    @classmethod
+    def _bools(cls, action: int, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+        data = bytes(int(b) & 0xFF for b in bools)
+        return cls.raw(action | _BOOL, index, start, len(data), data)
+
+    # --- views --------------------------------------------------------------
+    def pack(self) -> bytes:
+        """The exact bytes handed to the ioctl: 20-byte header, then data."""
+        return self._packed
+
+    @property
+    def data_type(self) -> int:
+        return self.flags & u.VFIO_IRQ_SET_DATA_TYPE_MASK
+
+    @property
+    def action(self) -> int:
+        return self.flags & u.VFIO_IRQ_SET_ACTION_TYPE_MASK
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """The s32 values of an EVENTFD payload (whole words only)."""
+        n = len(self.data) // 4
+        return struct.unpack_from(f"<{n}i", self.data) if n else ()
+
+    def __repr__(self) -> str:
+        parts = [
+            f"index={_index_name(self.index)}",
+            _flags_name(self.flags),
+            f"start={self.start}",
+            f"count={self.count}",
+        ]
+        if self.data:
+            if self.flags & _EVENTFD and len(self.data) % 4 == 0:
+                parts.append(f"fds={list(self.fds)}")
+            else:
+                parts.append(f"data={list(self.data)}")
+        if self.argsz is not None:
+            parts.append(f"argsz={self.argsz}")
+        return f"SET_IRQS({', '.join(parts)})"
+
+
+_NONE = u.VFIO_IRQ_SET_DATA_NONE
+_BOOL = u.VFIO_IRQ_SET_DATA_BOOL
+_EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD
+_MASK = u.VFIO_IRQ_SET_ACTION_MASK
+_UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
+_TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER

@@ -1,0 +1,54 @@
+"""What every handler family shares: the device's state and its eventfds."""
+
+from __future__ import annotations
+
+from vfio_hil._model.eventfds import EventfdRef, EventfdTable
+from vfio_hil._model.function import PciFunction
+from vfio_hil._model.profile import KernelProfile
+from vfio_hil._model.state import IRQ_NONE, DeviceLines, IrqState
+
+__all__ = ["KernelOops", "ModelBase"]
+
+
+class KernelOops(Exception):  # noqa: N818 - names the event, not an error code
+    """The modelled kernel would crash here (e.g. CVE-2024-26812).
+
+    Never a return value: a run against such a kernel must avoid the step.
+    """
+
+
+class ModelBase:
+    """State and primitives; the handler mixins build on these."""
+
+    def __init__(self, function: PciFunction, profile: KernelProfile, eventfds: EventfdTable):
+        self.function = function
+        self.profile = profile
+        self.eventfds = eventfds
+        self.state = IrqState()
+        self.lines = DeviceLines()
+        self.signalled: list[EventfdRef] = []
+
+    # eventfd_signal()
+    def signal(self, ref: EventfdRef) -> None:
+        self.signalled.append(ref)
+        self.eventfds.signal(ref)
+
+    # eventfd_ctx_put()
+    def put(self, ref: EventfdRef | None) -> None:
+        if ref is not None:
+            self.eventfds.put(ref)
+
+    def is_intx(self) -> bool:
+        return self.state.irq_type == 0
+
+    def is_irq_none(self) -> bool:
+        return self.state.irq_type == IRQ_NONE
+
+    @property
+    def has_dyn_msix(self) -> bool:
+        # vfio_pci_core_enable(): has_dyn_msix = pci_msix_can_alloc_dyn(pdev)
+        return self.profile.dyn_ctx and self.function.dyn_msix and self.function.msix_vectors > 0
+
+    def service_intx(self) -> None:
+        """Deliver the INTx line if the device drives it and nothing masks it."""
+        raise NotImplementedError

@@ -1,0 +1,45 @@
+"""The hardware the model stands in front of: one PCI function and its host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PciFunction"]
+
+_MSI_SIZES = (0, 1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class PciFunction:
+    """What vfio-pci reads from the device and the platform.
+
+    intx_pin:      the INTx pin register is non-zero (and the line is connected)
+    msi_vectors:   MSI capability size (0 = no capability; 1, 2, 4 ... 32)
+    msix_vectors:  MSI-X table size (0 = no capability; up to 2048)
+    pcie:          a PCI Express function (decides the ERR index before 7.3)
+    pci_2_3:       INTx can be masked with PCI_COMMAND.DisINTx (PCI 2.3)
+    dyn_msix:      the platform can add MSI-X vectors after enable
+                   (``pci_msix_can_alloc_dyn``; effective from 6.5)
+    host_vectors:  how many host IRQ vectors an enable can get
+    can_reset:     VFIO_DEVICE_RESET works (FLR, PM or bus reset)
+    """
+
+    intx_pin: bool = True
+    msi_vectors: int = 0
+    msix_vectors: int = 0
+    pcie: bool = False
+    pci_2_3: bool = True
+    dyn_msix: bool = False
+    host_vectors: int = 4096
+    can_reset: bool = True
+
+    def __post_init__(self) -> None:
+        if self.msi_vectors not in _MSI_SIZES:
+            raise ValueError(
+                f"msi_vectors={self.msi_vectors}: an MSI capability has 1, 2, 4, 8, 16 "
+                "or 32 vectors (0 for none)"
+            )
+        if not 0 <= self.msix_vectors <= 2048:
+            raise ValueError(f"msix_vectors={self.msix_vectors}: an MSI-X table has 0..2048")
+        if self.host_vectors < 0:
+            raise ValueError(f"host_vectors={self.host_vectors} must not be negative")

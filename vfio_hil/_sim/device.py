@@ -1,0 +1,254 @@
+"""``SimDevice``: a simulated vfio-pci function that signals real eventfds."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import threading
+from typing import Any
+
+from vfio_hil import _uapi as u
+from vfio_hil._device import DeviceInfo, RegionInfo, Stimulus
+from vfio_hil._errors import VfioError
+from vfio_hil._irq import IrqInfo, IrqSet
+from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
+from vfio_hil._model.state import IrqState
+from vfio_hil._sim.config import CMD_MASTER, CMD_MEMORY, ConfigSpace
+from vfio_hil._sim.edu import EDU_BAR0_SIZE, EDU_DEVICE, EDU_VENDOR, EduRegisters
+from vfio_hil._sim.eventfds import HeldEventfd, RealEventfds
+from vfio_hil._sim.unmask import UnmaskWatcher
+
+__all__ = ["DEFAULT_KERNEL", "SimDevice"]
+
+DEFAULT_KERNEL = "6.12"
+_REGION_SHIFT = 40  # vfio-pci's VFIO_PCI_INDEX_TO_OFFSET
+_RW = u.VFIO_REGION_INFO_FLAG_READ | u.VFIO_REGION_INFO_FLAG_WRITE
+VIRTIO_VENDOR = 0x1AF4
+VIRTIO_RNG_DEVICE = 0x1044
+
+
+def _override(fn: PciFunction, kw: dict[str, Any]) -> tuple[PciFunction, dict[str, Any]]:
+    """Split preset keywords into hardware overrides and SimDevice options."""
+    fields = {f.name for f in dataclasses.fields(PciFunction)}
+    hardware = {k: v for k, v in kw.items() if k in fields}
+    rest = {k: v for k, v in kw.items() if k not in fields}
+    return dataclasses.replace(fn, **hardware), rest
+
+
+class SimDevice:
+    """A simulated vfio-pci function, configured like hardware.
+
+    The ``model`` class answers the ioctls (subclass ``VfioPciModel`` and
+    override one handler to make a behaviour variant); eventfds are real and
+    are checked as the kernel checks them.  With ``edu=True`` BAR0 holds
+    QEMU edu's interrupt registers and ``stimulus`` can raise interrupts.
+    """
+
+    def __init__(
+        self,
+        function: PciFunction | None = None,
+        *,
+        kernel: str | KernelProfile = DEFAULT_KERNEL,
+        model: type[VfioPciModel] = VfioPciModel,
+        edu: bool = False,
+        name: str = "sim",
+        vendor: int = 0x1B36,
+        device: int = 0x0001,
+        **hardware: Any,
+    ) -> None:
+        if function is not None and hardware:
+            raise TypeError("give either a PciFunction or its fields as keywords, not both")
+        self.function = function or PciFunction(**hardware)
+        self.profile = kernel if isinstance(kernel, KernelProfile) else kernel_profile(kernel)
+        self._name = name
+        self._lock = threading.RLock()
+        self._eventfds = RealEventfds()
+        self.model = model(self.function, self.profile, self._eventfds)
+        self._config = ConfigSpace(
+            vendor,
+            device,
+            4096 if self.function.pcie else 256,
+            self.function.intx_pin,
+            self.model.write_intx_disable,
+        )
+        self._edu = (
+            EduRegisters(self._msi_on, self._send_msi, self.model.set_intx_level) if edu else None
+        )
+        self._watcher = UnmaskWatcher(
+            self._lock, self._eventfds, self.model.unmask_eventfd_fired, self._unmask_closed
+        )
+        self._closed = False
+        self._stimulus: Stimulus | None = None
+        self.model.open_device()
+
+    # --- presets -------------------------------------------------------------------
+
+    @classmethod
+    def edu(cls, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any) -> SimDevice:
+        """QEMU's edu: INTx, one MSI vector, no MSI-X, conventional PCI, a stimulus.
+
+        Keywords naming ``PciFunction`` fields override the preset's hardware.
+        """
+        fn = PciFunction(intx_pin=True, msi_vectors=1, msix_vectors=0, pcie=False, can_reset=False)
+        kw.setdefault("name", "sim:edu")
+        fn, kw = _override(fn, kw)
+        return cls(fn, kernel=kernel, edu=True, vendor=EDU_VENDOR, device=EDU_DEVICE, **kw)
+
+    @classmethod
+    def virtio_msix(
+        cls, vectors: int = 64, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any
+    ) -> SimDevice:
+        """A PCIe virtio function: INTx, no MSI, ``vectors`` MSI-X, dynamic MSI-X."""
+        fn = PciFunction(
+            intx_pin=True, msi_vectors=0, msix_vectors=vectors, pcie=True, dyn_msix=True
+        )
+        kw.setdefault("name", f"sim:virtio_msix:{vectors}")
+        fn, kw = _override(fn, kw)
+        return cls(fn, kernel=kernel, vendor=VIRTIO_VENDOR, device=VIRTIO_RNG_DEVICE, **kw)
+
+    # --- Device protocol ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def stimulus(self) -> Stimulus | None:
+        if self._edu is None:
+            return None
+        if self._stimulus is None:
+            from vfio_hil._host.edu import EduStimulus
+
+            self._stimulus = EduStimulus(self)
+        return self._stimulus
+
+    def info(self) -> DeviceInfo:
+        self._check_open("VFIO_DEVICE_GET_INFO")
+        flags = u.VFIO_DEVICE_FLAGS_PCI | (
+            u.VFIO_DEVICE_FLAGS_RESET if self.function.can_reset else 0
+        )
+        return DeviceInfo(flags, u.VFIO_PCI_NUM_REGIONS, u.VFIO_PCI_NUM_IRQS)
+
+    def irq_info(self, index: int) -> IrqInfo:
+        self._check_open("VFIO_DEVICE_GET_IRQ_INFO")
+        with self._lock:
+            answer = self.model.get_irq_info(index)
+        if isinstance(answer, int):
+            raise VfioError(-answer, "VFIO_DEVICE_GET_IRQ_INFO", f"index={index}")
+        return answer
+
+    def set_irqs(self, irqset: IrqSet) -> int:
+        self._check_open("VFIO_DEVICE_SET_IRQS")
+        with self._lock:
+            ret = self.model.ioctl_set_irqs(irqset.pack())
+            self._follow_unmask_eventfd()
+        if ret < 0:
+            raise VfioError(-ret, "VFIO_DEVICE_SET_IRQS", irqset)
+        return ret
+
+    def reset(self) -> None:
+        self._check_open("VFIO_DEVICE_RESET")
+        with self._lock:
+            ret = self.model.reset()
+        if ret < 0:
+            raise VfioError(-ret, "VFIO_DEVICE_RESET")
+
+    def region_info(self, index: int) -> RegionInfo:
+        self._check_open("VFIO_DEVICE_GET_REGION_INFO")
+        if not 0 <= index < u.VFIO_PCI_NUM_REGIONS:
+            raise VfioError(errno.EINVAL, "VFIO_DEVICE_GET_REGION_INFO", f"index={index}")
+        size, flags = 0, 0
+        if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
+            size, flags = self._config.size, _RW
+        elif index == u.VFIO_PCI_BAR0_REGION_INDEX and self._edu is not None:
+            size, flags = EDU_BAR0_SIZE, _RW | u.VFIO_REGION_INFO_FLAG_MMAP
+        return RegionInfo(index, flags, size, index << _REGION_SHIFT)
+
+    def read_region(self, index: int, offset: int, size: int) -> bytes:
+        with self._lock:
+            if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
+                self._check_range(index, offset, size, "read")
+                return self._config.read(offset, size)
+            self._check_bar(index, offset, size, "read")
+            assert self._edu is not None
+            return self._edu.read(offset, size)
+
+    def write_region(self, index: int, offset: int, data: bytes) -> None:
+        with self._lock:
+            if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
+                self._check_range(index, offset, len(data), "write")
+                self._config.write(offset, data)
+                return
+            self._check_bar(index, offset, len(data), "write")
+            assert self._edu is not None
+            self._edu.write(offset, data)
+
+    def close(self) -> None:
+        """The last close: vfio-pci disables every index and drops ERR/REQ."""
+        if self._closed:
+            return
+        with self._lock:
+            self.model.close_device()
+            self._follow_unmask_eventfd()
+            self._closed = True
+        self._watcher.stop()
+
+    def reopen(self) -> SimDevice:
+        """Close, then open the same function again: device-side state persists."""
+        self.close()
+        with self._lock:
+            self.model.state = IrqState()
+            self.model.open_device()
+            self._config.reset_command()
+            self._watcher = UnmaskWatcher(
+                self._lock, self._eventfds, self.model.unmask_eventfd_fired, self._unmask_closed
+            )
+            self._closed = False
+        return self
+
+    def __enter__(self) -> SimDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SimDevice({self._name}, kernel={self.profile.name})"
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _msi_on(self) -> bool:
+        return self.model.state.irq_type == u.VFIO_PCI_MSI_IRQ_INDEX
+
+    def _send_msi(self, vector: int) -> None:
+        # QEMU drops an MSI write while bus mastering is off.
+        if self._config.command & CMD_MASTER:
+            self.model.msi_fired(vector)
+
+    def _unmask_closed(self) -> None:
+        self.model.unmask_eventfd_released()
+        self._follow_unmask_eventfd()
+
+    def _follow_unmask_eventfd(self) -> None:
+        intx = self.model.state.intx
+        ref = intx.unmask if intx is not None else None
+        assert ref is None or isinstance(ref, HeldEventfd)
+        self._watcher.watch(ref)
+
+    def _check_open(self, operation: str) -> None:
+        if self._closed:
+            raise VfioError(errno.EBADF, operation, "device is closed")
+
+    def _check_range(self, index: int, offset: int, size: int, what: str) -> None:
+        self._check_open(f"region {index} {what}")
+        limit = self.region_info(index).size
+        if offset < 0 or size < 0 or offset + size > limit:
+            raise VfioError(
+                errno.EINVAL, f"region {index} {what}", f"offset={offset:#x} size={size}"
+            )
+
+    def _check_bar(self, index: int, offset: int, size: int, what: str) -> None:
+        self._check_range(index, offset, size, what)
+        # vfio_pci_bar_rw(): BAR access needs PCI_COMMAND.MEMORY in the virtual config.
+        if not self._config.command & CMD_MEMORY:
+            raise VfioError(errno.EIO, f"region {index} {what}", "memory decoding is off")
