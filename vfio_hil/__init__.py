@@ -8,6 +8,7 @@ Open a device (``open_device`` for a real one bound to vfio-pci, or a
 from vfio_hil._device import Device, DeviceInfo, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError, VfioHilError, errno_name
 from vfio_hil._eventfd import EventFd, read_counters
+from vfio_hil._host import list_vfio_devices, open_device
 from vfio_hil._irq import IrqIndex, IrqInfo, IrqInfoFlag, IrqSet, IrqSetFlag
 from vfio_hil._model import (
     PROFILES,
@@ -44,5 +45,7 @@ __all__ = [
     "VfioPciModel",
     "errno_name",
     "kernel_profile",
+    "list_vfio_devices",
+    "open_device",
     "read_counters",
 ]

@@ -13,7 +13,14 @@ from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqInfo, IrqSet
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
 from vfio_hil._model.state import IrqState
-from vfio_hil._sim.config import CMD_MASTER, CMD_MEMORY, ConfigSpace
+from vfio_hil._sim.config import (
+    CAP_ID_EXP,
+    CAP_ID_MSI,
+    CAP_ID_MSIX,
+    CMD_MASTER,
+    CMD_MEMORY,
+    ConfigSpace,
+)
 from vfio_hil._sim.edu import EDU_BAR0_SIZE, EDU_DEVICE, EDU_VENDOR, EduRegisters
 from vfio_hil._sim.eventfds import HeldEventfd, RealEventfds
 from vfio_hil._sim.unmask import UnmaskWatcher
@@ -33,6 +40,13 @@ def _override(fn: PciFunction, kw: dict[str, Any]) -> tuple[PciFunction, dict[st
     hardware = {k: v for k, v in kw.items() if k in fields}
     rest = {k: v for k, v in kw.items() if k not in fields}
     return dataclasses.replace(fn, **hardware), rest
+
+
+def _capabilities(fn: PciFunction) -> tuple[int, ...]:
+    caps = [CAP_ID_EXP] if fn.pcie else []
+    caps += [CAP_ID_MSI] if fn.msi_vectors else []
+    caps += [CAP_ID_MSIX] if fn.msix_vectors else []
+    return tuple(caps)
 
 
 class SimDevice:
@@ -70,6 +84,7 @@ class SimDevice:
             4096 if self.function.pcie else 256,
             self.function.intx_pin,
             self.model.write_intx_disable,
+            _capabilities(self.function),
         )
         self._edu = (
             EduRegisters(self._msi_on, self._send_msi, self.model.set_intx_level) if edu else None
