@@ -46,7 +46,7 @@ def test_a_missing_refire_is_found_with_the_stimulus() -> None:
         settle_s=0.002,  # both sides are simulated: only the virqfd thread is late
     )
     assert report.disagreements, report.summary()
-    label, first = report.disagreements[0]
+    _, first = report.disagreements[0]
     assert "model expected" in str(first) or "model returned" in str(first)
 
 
@@ -55,6 +55,10 @@ def test_a_loopback_range_regression_is_found_by_the_matrix() -> None:
     report = run_differential(
         lambda: dev,
         reopen=SimDevice.reopen,
-        twin_factory=lambda _: SimDevice.virtio_msix(vectors=8, kernel="6.1", model=SkipsRangeCheck),
+        twin_factory=lambda _: SimDevice.virtio_msix(
+            vectors=8, kernel="6.1", model=SkipsRangeCheck
+        ),
     )
-    assert any("kernel returned EINVAL, model returned 0" in str(d) for _, d in report.disagreements)
+    assert any(
+        "kernel returned EINVAL, model returned 0" in str(d) for _, d in report.disagreements
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping
 
-from vfio_hil import _uapi as u
 from vfio_hil._diff.ops import (
     Clear,
     FdRef,
@@ -27,7 +26,7 @@ from vfio_hil._diff.ops import (
 )
 from vfio_hil._irq import IrqIndex
 
-__all__ = ["Case", "SLOTS", "matrix_cases", "random_sequence", "cleanup_steps"]
+__all__ = ["SLOTS", "Case", "cleanup_steps", "matrix_cases", "random_sequence"]
 
 SLOTS = 8
 NONE, BOOL, EVENTFD = 1, 2, 4
@@ -101,7 +100,10 @@ def _invalid(index: int, n: int) -> Iterator[tuple[str, SetIrqs]]:
     yield "start near 2**32", SetIrqs(TRIGGER | NONE, index, 0xFFFFFFFF, 2)
     yield "start + count == 2**32 - 1", SetIrqs(TRIGGER | NONE, index, 1, 0xFFFFFFFE)
     yield "argsz below the header", SetIrqs(TRIGGER | NONE, index, 0, 1, argsz=16)
-    yield "argsz short of the payload", SetIrqs(TRIGGER | EVENTFD, index, 0, 1, fds=("e0",), argsz=23)
+    yield (
+        "argsz short of the payload",
+        SetIrqs(TRIGGER | EVENTFD, index, 0, 1, fds=("e0",), argsz=23),
+    )
 
 
 def matrix_cases(counts: Counts) -> list[Case]:
@@ -110,7 +112,12 @@ def matrix_cases(counts: Counts) -> list[Case]:
     for index in IrqIndex:
         n = counts.get(index)
         if n is None:
-            cases.append((f"{index.name} absent: enable", [SetIrqs(TRIGGER | EVENTFD, index, 0, 1, fds=("e0",))]))
+            cases.append(
+                (
+                    f"{index.name} absent: enable",
+                    [SetIrqs(TRIGGER | EVENTFD, index, 0, 1, fds=("e0",))],
+                )
+            )
             continue
         states: dict[str, list[Step]] = {"N": [], "E": _enable(index, counts)}
         other = _other_kind(index, counts)
@@ -129,7 +136,7 @@ def matrix_cases(counts: Counts) -> list[Case]:
 
 def random_sequence(rng: random.Random, counts: Counts, stimulus: bool, length: int) -> list[Step]:
     """A seeded sequence, biased toward valid requests on the device's indexes."""
-    present = [i for i in IrqIndex if counts.get(i)]
+    present = [int(i) for i in IrqIndex if counts.get(i)]
     steps: list[Step] = []
     for _ in range(length):
         roll = rng.random()

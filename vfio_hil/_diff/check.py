@@ -16,7 +16,7 @@ from vfio_hil._irq import IrqIndex
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 
-__all__ = ["DiffReport", "run_differential", "irq_counts"]
+__all__ = ["DiffReport", "irq_counts", "run_differential"]
 
 
 @dataclass
@@ -47,6 +47,20 @@ def irq_counts(device: Device) -> dict[int, int]:
         except VfioError:
             continue
     return counts
+
+
+def _closing(open_kernel: Callable[[], Device]) -> Callable[[Device], Device]:
+    """Reopen by closing the device (the last close), then opening it anew."""
+
+    def reopen(device: Device) -> Device:
+        device.close()
+        return open_kernel()
+
+    return reopen
+
+
+def reopen_sim(device: Device) -> Device:
+    return device.reopen() if isinstance(device, SimDevice) else device
 
 
 def _closed_number() -> int:
@@ -80,8 +94,8 @@ def run_differential(
     report = DiffReport(device.name, twin.profile.name)
     closed = _closed_number()
     run = DifferentialRun(
-        Side(device, reopen or (lambda d: (d.close(), open_kernel())[1]), SLOTS, closed),
-        Side(twin, lambda d: d.reopen() if isinstance(d, SimDevice) else d, SLOTS, closed),
+        Side(device, reopen or _closing(open_kernel), SLOTS, closed),
+        Side(twin, reopen_sim, SLOTS, closed),
         settle_s,
     )
     cases = matrix_cases(counts) if matrix else []

@@ -19,8 +19,8 @@ __all__ = [
     "Raise",
     "Reopen",
     "Reset",
-    "SetIrqs",
     "SetDisIntx",
+    "SetIrqs",
     "Step",
     "WriteEventfd",
 ]

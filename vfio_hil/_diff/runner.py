@@ -56,7 +56,9 @@ class Disagreement:
     def __str__(self) -> str:
         lines = [f"step {self.step_no}: {self.step!r}"]
         if self.kernel.result != self.model.result:
-            lines.append(f"  kernel returned {self.kernel.result}, model returned {self.model.result}")
+            lines.append(
+                f"  kernel returned {self.kernel.result}, model returned {self.model.result}"
+            )
         for slot, (k, m) in enumerate(zip(self.kernel.counters, self.model.counters, strict=True)):
             if k != m:
                 lines.append(f"  eventfd e{slot}: kernel read {k}, model expected {m}")
@@ -171,7 +173,9 @@ class DifferentialRun:
     def _read_kernel_converging(self, expected: list[int]) -> list[int]:
         got = self.kernel.read()
         deadline = time.monotonic() + CONVERGE_S
-        while any(g < e for g, e in zip(got, expected, strict=True)) and time.monotonic() < deadline:
+        while (
+            any(g < e for g, e in zip(got, expected, strict=True)) and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
             got = [g + n for g, n in zip(got, self.kernel.read(), strict=True)]
         return got

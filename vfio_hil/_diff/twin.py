@@ -13,7 +13,7 @@ from vfio_hil._model import KernelProfile, PciFunction, kernel_profile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil._sim.edu import EDU_DEVICE, EDU_VENDOR
 
-__all__ = ["sim_twin", "running_kernel_profile", "function_of"]
+__all__ = ["function_of", "running_kernel_profile", "sim_twin"]
 
 _PCI_STATUS_CAP_LIST = 0x10
 _PCI_CAP_ID_EXP = 0x10

@@ -1,0 +1,139 @@
+"""SimDevice's edu stimulus: real interrupts, automask and re-fire (issue 2 facts, spec 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests._outcome import answer
+from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice, Stimulus
+
+INTX, MSI = IrqIndex.INTX, IrqIndex.MSI
+MakeFds = Callable[[int], list[EventFd]]
+
+
+@pytest.fixture(params=["6.1", "6.12", "7.3"])
+def edu(request: pytest.FixtureRequest) -> Iterator[SimDevice]:
+    with SimDevice.edu(kernel=request.param) as dev:
+        yield dev
+
+
+def stim(dev: SimDevice) -> Stimulus:
+    assert dev.stimulus is not None
+    return dev.stimulus
+
+
+def test_raise_signals_once_then_automasks(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    """Fact: a raise signals once; a second raise while automasked signals nothing."""
+    (trigger,) = make_eventfds(1)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 1
+    stim(edu).raise_irq(2)
+    assert trigger.read() == 0
+
+
+def test_unmask_while_pending_refires_and_after_clear_does_not(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    """Fact: UNMASK with the status still set signals again; after clearing, nothing."""
+    (trigger,) = make_eventfds(1)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 1
+    assert answer(edu, IrqSet.unmask(INTX)) == 0
+    assert trigger.read() == 1
+    stim(edu).clear_irq(1)
+    assert answer(edu, IrqSet.unmask(INTX)) == 0
+    assert trigger.read() == 0
+    stim(edu).raise_irq(1)  # unmasked now: the next raise is delivered
+    assert trigger.read() == 1
+
+
+def test_status_reads_back_raised_bits(edu: SimDevice) -> None:
+    stim(edu).raise_irq(0x5)
+    stim(edu).clear_irq(0x1)
+    assert stim(edu).status() == 0x4
+
+
+def test_interrupt_pending_at_enable_fires_at_once(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    (trigger,) = make_eventfds(1)
+    stim(edu).raise_irq(1)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    assert trigger.read() == 1
+
+
+def test_a_masked_line_is_held_until_unmask(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    (trigger,) = make_eventfds(1)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    edu.set_irqs(IrqSet.mask(INTX))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 0
+    edu.set_irqs(IrqSet.unmask(INTX))
+    assert trigger.read() == 1
+
+
+def test_msi_mode_sends_vector_zero_per_raise(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    (vector0,) = make_eventfds(1)
+    edu.set_irqs(IrqSet.eventfds(MSI, 0, [vector0]))
+    stim(edu).raise_irq(1)
+    stim(edu).raise_irq(1)  # MSI is edge: every raise sends, no automask
+    assert vector0.read() == 2
+
+
+def test_unmask_eventfd_write_refires_a_pending_line(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    trigger, unmask = make_eventfds(2)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, unmask))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 1
+    unmask.write(1)
+    assert trigger.wait(2.0) == 1  # the kernel re-fires from a workqueue: "soon"
+    stim(edu).clear_irq()
+    unmask.write(1)
+    assert trigger.wait(0.1) == 0
+
+
+def test_closing_the_unmask_eventfd_unregisters_it(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    trigger, first, second = make_eventfds(3)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, first))
+    assert answer(edu, IrqSet.unmask_eventfd(INTX, second)) == "EBUSY"
+    first.close()
+    for _ in range(100):  # EPOLLHUP unregisters it; give the watcher a moment
+        if answer(edu, IrqSet.unmask_eventfd(INTX, second)) == 0:
+            break
+        second.wait(0.01)
+    else:
+        pytest.fail("the closed unmask eventfd stayed registered")
+
+
+def test_virq_disabled_holds_a_raise_and_clearing_it_refires(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    (trigger,) = make_eventfds(1)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    command = int.from_bytes(edu.read_region(7, 4, 2), "little")
+    edu.write_region(7, 4, (command | 1 << 10).to_bytes(2, "little"))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 0
+    edu.write_region(7, 4, (command & ~(1 << 10)).to_bytes(2, "little"))
+    assert trigger.read() == 1
+
+
+def test_status_survives_reopen_and_fires_on_the_next_enable(make_eventfds: MakeFds) -> None:
+    (trigger,) = make_eventfds(1)
+    dev = SimDevice.edu()
+    stim(dev).raise_irq(1)
+    dev.reopen()
+    dev.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    assert trigger.read() == 1
+    dev.close()
+
+
+def test_devices_without_a_stimulus_say_so() -> None:
+    with SimDevice.virtio_msix() as dev:
+        assert dev.stimulus is None
