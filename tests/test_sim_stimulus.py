@@ -57,10 +57,24 @@ def test_status_reads_back_raised_bits(edu: SimDevice) -> None:
     assert stim(edu).status() == 0x4
 
 
-def test_interrupt_pending_at_enable_fires_at_once(edu: SimDevice, make_eventfds: MakeFds) -> None:
+def test_interrupt_pending_at_enable_fires_on_a_real_io_apic(make_eventfds: MakeFds) -> None:
+    (trigger,) = make_eventfds(1)
+    with SimDevice.edu(intx_level_at_enable=True) as dev:
+        stim(dev).raise_irq(1)
+        dev.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+        assert trigger.read() == 1
+
+
+def test_interrupt_pending_at_enable_is_lost_under_qemu(edu: SimDevice, make_eventfds: MakeFds) -> None:
+    """Seen on 6.12.118 in the lab: QEMU's IO-APIC ignores the earlier level."""
     (trigger,) = make_eventfds(1)
     stim(edu).raise_irq(1)
     edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    assert trigger.read() == 0
+    assert answer(edu, IrqSet.unmask(INTX)) == 0  # not masked: nothing to re-fire
+    assert trigger.read() == 0
+    stim(edu).clear_irq()  # the line drops ...
+    stim(edu).raise_irq(1)  # ... and the next rise is delivered
     assert trigger.read() == 1
 
 
@@ -126,7 +140,7 @@ def test_virq_disabled_holds_a_raise_and_clearing_it_refires(
 
 def test_status_survives_reopen_and_fires_on_the_next_enable(make_eventfds: MakeFds) -> None:
     (trigger,) = make_eventfds(1)
-    dev = SimDevice.edu()
+    dev = SimDevice.edu(intx_level_at_enable=True)
     stim(dev).raise_irq(1)
     dev.reopen()
     dev.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))

@@ -51,6 +51,14 @@ def _is_pcie(device: Device) -> bool:
     return False
 
 
+def running_under_qemu(dmi: str = "/sys/class/dmi/id/sys_vendor") -> bool:
+    try:
+        with open(dmi) as f:
+            return f.read().strip() == "QEMU"
+    except OSError:
+        return False
+
+
 def function_of(device: Device, profile: KernelProfile) -> PciFunction:
     """The PciFunction whose GET_IRQ_INFO and GET_INFO equal ``device``'s."""
     intx = _count(device, IrqIndex.INTX)
@@ -63,6 +71,8 @@ def function_of(device: Device, profile: KernelProfile) -> PciFunction:
         pcie=_is_pcie(device),
         dyn_msix=bool(msix and msix[0] and not msix[1] & IrqInfoFlag.NORESIZE),
         can_reset=device.info().can_reset,
+        # QEMU's IO-APIC loses a level raised before the IRQ was requested.
+        intx_level_at_enable=not running_under_qemu(),
     )
 
 

@@ -38,6 +38,12 @@ class ModelBase:
         if ref is not None:
             self.eventfds.put(ref)
 
+    def set_dis_intx(self, disabled: bool) -> None:
+        """Write the physical PCI_COMMAND.DisINTx (pci_intx())."""
+        self.lines.dis_intx = disabled
+        if disabled:
+            self.lines.intx_unseen = False  # the controller's input drops
+
     def is_intx(self) -> bool:
         return self.state.irq_type == 0
 

@@ -134,7 +134,7 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
     # vfio_pci_core_enable(): the first open clears a stale physical DisINTx
     def open_device(self) -> None:
         if self.function.pci_2_3:
-            self.lines.dis_intx = False
+            self.set_dis_intx(False)
 
     # vfio_pci_core_close_device() + vfio_pci_core_disable() on the last close
     def close_device(self) -> None:

@@ -22,6 +22,12 @@ class PciFunction:
                    (``pci_msix_can_alloc_dyn``; effective from 6.5)
     host_vectors:  how many host IRQ vectors an enable can get
     can_reset:     VFIO_DEVICE_RESET works (FLR, PM or bus reset)
+    intx_level_at_enable:
+                   a line the device asserted before INTx was enabled fires
+                   once the IRQ is requested.  True on real IO-APICs; QEMU's
+                   ignores a level that rose while the pin was masked in edge
+                   mode (the state Linux leaves an unrequested pin in), so its
+                   devices need False.
     """
 
     intx_pin: bool = True
@@ -32,6 +38,7 @@ class PciFunction:
     dyn_msix: bool = False
     host_vectors: int = 4096
     can_reset: bool = True
+    intx_level_at_enable: bool = True
 
     def __post_init__(self) -> None:
         if self.msi_vectors not in _MSI_SIZES:

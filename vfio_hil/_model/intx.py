@@ -50,19 +50,19 @@ class IntxHandlers(ModelBase):
     def intx_mask(self) -> None:
         if not self.is_intx():
             if self.function.pci_2_3:
-                self.lines.dis_intx = True
+                self.set_dis_intx(True)
             return
         ctx = self._intx_ctx()
         if not ctx.masked:
             # pci_2_3: DisINTx in PCI_COMMAND; else disable_irq_nosync(): same effect here.
-            self.lines.dis_intx = True
+            self.set_dis_intx(True)
             ctx.masked = True
 
     # vfio_pci_intx_unmask_handler()
     def intx_unmask_handler(self) -> int:
         if not self.is_intx():
             if self.function.pci_2_3:
-                self.lines.dis_intx = False
+                self.set_dis_intx(False)
             return 0
         ctx = self._intx_ctx()
         ret = 0
@@ -73,7 +73,7 @@ class IntxHandlers(ModelBase):
             if self.lines.intx_asserted:
                 ret = 1
             else:
-                self.lines.dis_intx = False
+                self.set_dis_intx(False)
             ctx.masked = ret > 0
         return ret
 
@@ -84,12 +84,16 @@ class IntxHandlers(ModelBase):
 
     # vfio_intx_handler(): runs while the line is asserted and not masked.
     def service_intx(self) -> None:
-        if not self.intx_handler_installed():
+        lines = self.lines
+        if not lines.intx_asserted or lines.dis_intx:
+            lines.intx_unseen = False  # the controller's input is low again
             return
-        if self.lines.intx_asserted and not self.lines.dis_intx:
+        if not self.intx_handler_installed() or lines.intx_unseen:
+            return
+        if lines.intx_asserted and not lines.dis_intx:
             ctx = self._intx_ctx()
             if not ctx.masked:  # pci_check_and_mask_intx()
-                self.lines.dis_intx = True
+                self.set_dis_intx(True)
                 ctx.masked = True
                 self.send_intx_eventfd()
 
@@ -100,10 +104,18 @@ class IntxHandlers(ModelBase):
         ctx = IntxCtx(trigger=trigger, masked=self.state.virq_disabled)
         self.state.intx = ctx
         self.state.irq_type = 0
-        # pci_intx(pdev, !masked), then request_irq(): a pending line fires at once.
-        self.lines.dis_intx = ctx.masked
+        # pci_intx(pdev, !masked), then request_irq(): a pending line fires at
+        # once, unless the platform lost the level while the pin was unrequested.
+        self.set_dis_intx(ctx.masked)
+        self.request_irq_level_check()
         self.service_intx()
         return 0
+
+    def request_irq_level_check(self) -> None:
+        """request_irq() activates the pin: has the controller seen the level?"""
+        lines = self.lines
+        if lines.intx_asserted and not lines.dis_intx and not self.function.intx_level_at_enable:
+            lines.intx_unseen = True
 
     # vfio_intx_disable()
     def intx_disable(self) -> None:
@@ -131,6 +143,7 @@ class IntxHandlers(ModelBase):
         if isinstance(ref, int):
             return ref
         ctx.trigger = ref
+        self.request_irq_level_check()
         self.service_intx()
         return 0
 
@@ -226,7 +239,7 @@ class IntxHandlers(ModelBase):
             return self.intx_set_signal_fd(fd)
         self.state.intx = IntxCtx(masked=self.state.virq_disabled)
         self.state.irq_type = 0
-        self.lines.dis_intx = self.state.intx.masked
+        self.set_dis_intx(self.state.intx.masked)
         ret = self.intx_set_signal_fd(fd)
         if ret:
             self.intx_disable()

@@ -42,3 +42,6 @@ class DeviceLines:
 
     intx_asserted: bool = False  # the device drives its INTx line
     dis_intx: bool = False  # physical PCI_COMMAND.DisINTx
+    # The interrupt controller missed the current assertion (see
+    # PciFunction.intx_level_at_enable); it sees the line again once it drops.
+    intx_unseen: bool = False

@@ -102,9 +102,19 @@ class SimDevice:
     def edu(cls, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any) -> SimDevice:
         """QEMU's edu: INTx, one MSI vector, no MSI-X, conventional PCI, a stimulus.
 
+        As in QEMU, a line asserted before INTx is enabled is not delivered at
+        enable (``intx_level_at_enable=False``: QEMU's IO-APIC drops it).
+
         Keywords naming ``PciFunction`` fields override the preset's hardware.
         """
-        fn = PciFunction(intx_pin=True, msi_vectors=1, msix_vectors=0, pcie=False, can_reset=False)
+        fn = PciFunction(
+            intx_pin=True,
+            msi_vectors=1,
+            msix_vectors=0,
+            pcie=False,
+            can_reset=False,
+            intx_level_at_enable=False,
+        )
         kw.setdefault("name", "sim:edu")
         fn, kw = _override(fn, kw)
         return cls(fn, kernel=kernel, edu=True, vendor=EDU_VENDOR, device=EDU_DEVICE, **kw)
@@ -115,7 +125,12 @@ class SimDevice:
     ) -> SimDevice:
         """A PCIe virtio function: INTx, no MSI, ``vectors`` MSI-X, dynamic MSI-X."""
         fn = PciFunction(
-            intx_pin=True, msi_vectors=0, msix_vectors=vectors, pcie=True, dyn_msix=True
+            intx_pin=True,
+            msi_vectors=0,
+            msix_vectors=vectors,
+            pcie=True,
+            dyn_msix=True,
+            intx_level_at_enable=False,
         )
         kw.setdefault("name", f"sim:virtio_msix:{vectors}")
         fn, kw = _override(fn, kw)
