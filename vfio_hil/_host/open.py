@@ -1,0 +1,61 @@
+"""``open_device("0000:00:03.0")``: from a PCI address to an open ``HostDevice``.
+
+The checks run cheapest and most common first, each failing with a
+VfioHilError that names the fix: address form, device present, bound to
+vfio-pci, /dev/vfio present, IOMMU group, then the chosen open path.
+"""
+
+from __future__ import annotations
+
+from vfio_hil._errors import VfioHilError
+from vfio_hil._host import hints
+from vfio_hil._host.cdev import cdev_available, open_via_cdev
+from vfio_hil._host.container import open_via_group
+from vfio_hil._host.device import HostDevice
+from vfio_hil._host.paths import HostPaths, default_paths
+from vfio_hil._host.sysfs import PciDevice, parse_address, read_pci_device
+
+__all__ = ["IOMMU_MODES", "open_device"]
+
+IOMMU_MODES = ("auto", "group", "cdev")
+
+
+def open_device(address: str, *, iommu: str = "auto", paths: HostPaths | None = None) -> HostDevice:
+    """Open the vfio-pci device at ``address`` ("DDDD:BB:DD.F" or "BB:DD.F").
+
+    ``iommu``: "cdev" (/dev/vfio/devices/vfioN + /dev/iommu, Linux >= 6.6),
+    "group" (/dev/vfio/vfio container + /dev/vfio/N, or noiommu-N), or "auto":
+    cdev when the device has one and /dev/iommu exists, else group.
+    ``paths`` re-roots /sys, /dev and /proc (tests use a fake sysfs tree).
+    """
+    if iommu not in IOMMU_MODES:
+        raise VfioHilError(f"unknown iommu mode {iommu!r}", f"use one of {', '.join(IOMMU_MODES)}")
+    paths = paths or default_paths()
+    dev = read_pci_device(parse_address(address), paths)
+    _check_ready(dev, paths)
+    if _use_cdev(dev, paths, iommu):
+        opened = open_via_cdev(dev, paths)
+    else:
+        opened = open_via_group(dev, paths)
+    return HostDevice(dev.address, opened, dev)
+
+
+def _check_ready(dev: PciDevice, paths: HostPaths) -> None:
+    """Everything sysfs and /dev can tell before the first open()."""
+    if not dev.bound_to_vfio:
+        raise hints.not_bound(dev, paths)
+    if not paths.vfio.is_dir():
+        raise hints.no_dev_vfio(paths)
+    if dev.iommu_group is None:
+        raise hints.no_iommu_group(dev, paths)
+
+
+def _use_cdev(dev: PciDevice, paths: HostPaths, iommu: str) -> bool:
+    if iommu == "auto":
+        return cdev_available(dev, paths)
+    if iommu == "cdev" and not paths.iommufd.exists():
+        raise VfioHilError(
+            f"iommu='cdev' needs {paths.iommufd}, which does not exist",
+            "load iommufd: `modprobe iommufd` (CONFIG_IOMMUFD); or use iommu='group'",
+        )
+    return iommu == "cdev"
