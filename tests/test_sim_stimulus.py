@@ -65,7 +65,9 @@ def test_interrupt_pending_at_enable_fires_on_a_real_io_apic(make_eventfds: Make
         assert trigger.read() == 1
 
 
-def test_interrupt_pending_at_enable_is_lost_under_qemu(edu: SimDevice, make_eventfds: MakeFds) -> None:
+def test_interrupt_pending_at_enable_is_lost_under_qemu(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
     """Seen on 6.12.118 in the lab: QEMU's IO-APIC ignores the earlier level."""
     (trigger,) = make_eventfds(1)
     stim(edu).raise_irq(1)

@@ -97,6 +97,9 @@ class IrqSet:
     data: bytes = b""
     argsz: int | None = None
     _packed: bytes = field(init=False, repr=False, compare=False)
+    # The same bytes, mutable: fcntl.ioctl returns the ioctl's int result only
+    # for a mutable buffer.  SET_IRQS never writes it back (copy_from_user).
+    _buffer: bytearray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         argsz = _HEADER.size + len(self.data) if self.argsz is None else self.argsz
@@ -104,6 +107,7 @@ class IrqSet:
             argsz & _U32, self.flags & _U32, self.index & _U32, self.start & _U32, self.count & _U32
         )
         object.__setattr__(self, "_packed", header + self.data + self._padding(argsz))
+        object.__setattr__(self, "_buffer", bytearray(self._packed))
 
     def _padding(self, argsz: int) -> bytes:
         """Zeros for payload bytes that argsz claims but ``data`` lacks.

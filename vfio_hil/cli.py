@@ -2,6 +2,7 @@
 
     vfio-hil run [--device ADDRESS]... [--sim PRESET[@KERNEL]]... [--lab KERNEL] [-- PYTEST ARGS]
     vfio-hil diff TARGET [--seeds N]
+    vfio-hil bench loopback [--lab KERNEL]
     vfio-hil devices
     vfio-hil info TARGET
     vfio-hil lab (run|fetch|kernels) ...
@@ -56,6 +57,10 @@ def make_parser() -> argparse.ArgumentParser:
     diff.add_argument("target")
     diff.add_argument("--seeds", type=int, default=20, help="random sequences (default 20)")
     diff.add_argument("--length", type=int, default=40, help="steps per sequence (default 40)")
+
+    bench = sub.add_parser("bench", help="benchmarks: loopback (Python against C)")
+    bench.add_argument("name", choices=["loopback"])
+    bench.add_argument("--lab", metavar="KERNEL", help="run it in the lab on KERNEL")
 
     sub.add_parser("devices", help="list PCI devices bound to vfio-pci")
     info = sub.add_parser("info", help="show GET_INFO and GET_IRQ_INFO of a target")
@@ -116,6 +121,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    module = ["-m", "vfio_hil._bench.loopback"]
+    if args.lab:
+        from vfio_hil._lab.cli import lab_main
+
+        return lab_main(["run", "--kernel", args.lab, "--", sys.executable, *module])
+    from vfio_hil._bench.loopback import main as loopback_main
+
+    return loopback_main()
+
+
 def cmd_devices(_: argparse.Namespace) -> int:
     from vfio_hil._host import list_vfio_devices
 
@@ -146,7 +162,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "diff": cmd_diff, "devices": cmd_devices, "info": cmd_info}
+COMMANDS = {
+    "run": cmd_run,
+    "diff": cmd_diff,
+    "bench": cmd_bench,
+    "devices": cmd_devices,
+    "info": cmd_info,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
