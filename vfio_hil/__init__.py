@@ -5,6 +5,7 @@ Open a device (``open_device`` for a real one bound to vfio-pci, or a
 ``EventFd`` counters; ``VfioPciModel`` predicts what the kernel answers.
 """
 
+from vfio_hil._assertions import assert_quiet, assert_signaled, expect_errno
 from vfio_hil._device import Device, DeviceInfo, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError, VfioHilError, errno_name
 from vfio_hil._eventfd import EventFd, read_counters
@@ -43,6 +44,9 @@ __all__ = [
     "VfioError",
     "VfioHilError",
     "VfioPciModel",
+    "assert_quiet",
+    "assert_signaled",
+    "expect_errno",
     "errno_name",
     "kernel_profile",
     "list_vfio_devices",

@@ -1,0 +1,109 @@
+"""The pytest plugin, end to end through pytester: targets, fixtures, markers."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SPARSE = """
+import pytest
+from vfio_hil import IrqIndex, IrqSet
+
+@pytest.mark.vfio_irq(IrqIndex.MSIX, min_count=4)
+def test_sparse(vfio_device, vfio_model, eventfds):
+    fds = eventfds(4)
+    vfio_device.set_irqs(IrqSet.eventfds(IrqIndex.MSIX, 0, fds))
+    vfio_device.set_irqs(IrqSet.trigger_bool(IrqIndex.MSIX, 0, [1, 0, 1, 0]))
+    got = [f.read() for f in fds]
+    assert got == [1, 0, 1, 0]
+    assert got == [vfio_model.take(f) for f in fds]
+"""
+
+
+def test_default_targets_are_the_simulated_presets(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SPARSE)
+    result = pytester.runpytest("-v", "-rs", "--strict-markers", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "vfio-hil targets:",
+            "*sim:edu@6.12 [[]1234:11e8[]]*MSIX=0x9/0*",
+            "*test_sparse?sim:virtio_msix@6.12? PASSED*",
+            "*sim:edu@6.12 has 0 MSIX vector(s); the test needs 4*",
+        ]
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+
+
+def test_vfio_sim_selects_preset_and_kernel(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SPARSE)
+    result = pytester.runpytest("--vfio-sim", "virtio_msix@6.1", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*sim:virtio_msix@6.1 *kernel=6.1 *MSIX=0x9/64*"])
+    result.assert_outcomes(passed=1)
+
+
+def test_vfio_require_turns_no_matching_target_into_a_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SPARSE)
+    result = pytester.runpytest("--vfio-sim", "edu", "--vfio-require", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*no target can run this test (--vfio-require)*"])
+    result.assert_outcomes(errors=1)
+
+
+def test_kernel_and_stimulus_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.vfio_kernel(">=6.5")
+        def test_new(vfio_device):
+            pass
+
+        @pytest.mark.vfio_stimulus
+        def test_raises(vfio_device):
+            pass
+        """
+    )
+    result = pytester.runpytest(
+        "-v",
+        "-rs",
+        "--vfio-sim",
+        "edu@6.1",
+        "--vfio-sim",
+        "virtio_msix@6.12",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_new?sim:virtio_msix@6.12? PASSED*",
+            "*test_raises?sim:edu@6.1? PASSED*",
+            "*sim:edu@6.1 runs kernel 6.1, outside >=6.5*",
+            "*sim:virtio_msix@6.12 cannot raise interrupts on demand*",
+        ]
+    )
+    result.assert_outcomes(passed=2, skipped=2)
+
+
+def test_a_failed_test_leaves_the_next_a_clean_device(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from vfio_hil import IrqIndex, IrqSet
+
+        def test_fails_halfway(vfio_device, eventfds):
+            vfio_device.set_irqs(IrqSet.eventfds(IrqIndex.MSIX, 0, eventfds(2)))
+            assert False, "half-way"
+
+        def test_next_sees_msix_disabled(vfio_device, eventfds):
+            # Enabling INTx works only if the previous test's MSI-X was disabled.
+            vfio_device.set_irqs(IrqSet.eventfds(IrqIndex.INTX, 0, eventfds(1)))
+        """
+    )
+    result = pytester.runpytest("--vfio-sim", "virtio_msix", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_bad_target_is_a_usage_error_naming_where_it_came_from(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(vfio_device): pass")
+    result = pytester.runpytest("--vfio-sim", "nosuch", "-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(["*unknown simulated device 'nosuch'*(from --vfio-sim)*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -1,0 +1,126 @@
+"""vfio-hil's pytest plugin: targets, fixtures, markers and the report header.
+
+Registered through the ``pytest11`` entry point, so installing vfio-hil makes
+the fixtures available with no conftest.  Importing it is cheap: devices are
+opened in hooks and fixtures, not at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from vfio_hil._pytest import markers
+from vfio_hil._pytest.options import add_options, target_specs
+from vfio_hil._pytest.state import TARGETS
+from vfio_hil._pytest.targets import TargetInfo, probe
+
+INFOS = pytest.StashKey[dict[str, TargetInfo]]()
+_DEVICE_FIXTURES = {"vfio_device", "vfio_model", "vfio_stimulus", "vfio_target"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markers.register(config)
+    from vfio_hil._errors import VfioHilError
+    from vfio_hil._targets import parse_target
+
+    specs, where = target_specs(config)
+    try:
+        config.stash[TARGETS] = [parse_target(s) for s in specs]
+    except VfioHilError as err:
+        hint = f"\n  hint: {err.hint}" if err.hint else ""
+        raise pytest.UsageError(f"{err.message} (from {where}){hint}") from None
+
+
+def _infos(config: pytest.Config) -> dict[str, TargetInfo]:
+    if INFOS not in config.stash:
+        config.stash[INFOS] = {t.spec: probe(t) for t in config.stash[TARGETS]}
+    return config.stash[INFOS]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return ["vfio-hil targets:"] + [f"  {i.header()}" for i in _infos(config).values()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if _DEVICE_FIXTURES & set(metafunc.fixturenames):
+        targets = metafunc.config.stash[TARGETS]
+        metafunc.parametrize("vfio_target", targets, ids=[t.spec for t in targets], indirect=True)
+
+
+@pytest.fixture
+def vfio_target(request: pytest.FixtureRequest) -> TargetInfo:
+    """The target this test runs on; skips it when the test's markers rule it out."""
+    info = _infos(request.config)[request.param.spec]
+    if info.error:
+        pytest.fail(f"{info.target.spec} cannot be opened: {info.error}", pytrace=False)
+    reason = markers.unmet(request.node, info)
+    if reason:
+        others = [i for i in _infos(request.config).values() if not markers.unmet(request.node, i)]
+        if request.config.getoption("vfio_require") and not others:
+            pytest.fail(f"no target can run this test (--vfio-require): {reason}", pytrace=False)
+        pytest.skip(reason)
+    return info
+
+
+@pytest.fixture
+def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]:
+    """The target, opened for this test; afterwards every index is disabled and it is closed."""
+    from vfio_hil._errors import VfioError
+    from vfio_hil._irq import IrqIndex, IrqSet
+    from vfio_hil._mirror import ModelMirror, TrackedDevice
+
+    assert isinstance(vfio_model, ModelMirror)
+    device = TrackedDevice(vfio_target.target.open(), vfio_model)
+    try:
+        yield device
+    finally:
+        for index in IrqIndex:
+            with contextlib.suppress(VfioError):  # EINVAL: that index was not on
+                device.set_irqs(IrqSet.disable(index))
+        device.close()
+
+
+@pytest.fixture
+def vfio_model(vfio_target: TargetInfo) -> object:
+    """The reference model of the device, kept in step with ``vfio_device``'s requests."""
+    from vfio_hil._diff.twin import function_of
+    from vfio_hil._mirror import ModelMirror
+
+    kernel = vfio_target.kernel
+    assert kernel is not None  # probe() sets it for every target that opened
+    with vfio_target.target.open() as device:
+        function = getattr(device, "function", None) or function_of(device, kernel)
+    return ModelMirror(function, kernel)
+
+
+@pytest.fixture
+def vfio_stimulus(vfio_device: object) -> object:
+    """The device side of the target (raise_irq/clear_irq); skips if it has none."""
+    stimulus = getattr(vfio_device, "stimulus", None)
+    if stimulus is None:
+        pytest.skip("the target cannot raise interrupts on demand (no stimulus)")
+    return stimulus
+
+
+@pytest.fixture
+def eventfds() -> Iterator[Callable[..., list[object]]]:
+    """``eventfds(n, initval=0)``: n non-blocking eventfds, all closed at teardown."""
+    from vfio_hil._eventfd import EventFd
+
+    made: list[EventFd] = []
+
+    def make(n: int, initval: int = 0) -> list[object]:
+        new = [EventFd(initval) for _ in range(n)]
+        made.extend(new)
+        return list(new)
+
+    yield make
+    for efd in made:
+        efd.close()

@@ -1,0 +1,67 @@
+"""What the session knows about each target, read once at configure time."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from vfio_hil._device import Device
+from vfio_hil._errors import VfioError, VfioHilError
+from vfio_hil._irq import IrqIndex, IrqInfo
+from vfio_hil._model import KernelProfile
+from vfio_hil._sim.device import SimDevice
+from vfio_hil._targets import Target
+
+__all__ = ["TargetInfo", "probe"]
+
+
+@dataclass
+class TargetInfo:
+    target: Target
+    irqs: dict[int, IrqInfo] = field(default_factory=dict)
+    ids: str = "?"
+    driver: str = "?"
+    group: str = "?"
+    kernel: KernelProfile | None = None
+    stimulus: bool = False
+    error: str | None = None
+
+    def header(self) -> str:
+        if self.error:
+            return f"{self.target.spec}: cannot open: {self.error}"
+        table = " ".join(
+            f"{IrqIndex(i).name}={int(info.flags):#x}/{info.count}" for i, info in self.irqs.items()
+        )
+        kernel = self.kernel.name if self.kernel else "?"
+        return (
+            f"{self.target.spec} [{self.ids}] driver={self.driver} group={self.group} "
+            f"kernel={kernel} irqs: {table}"
+        )
+
+
+def _kernel_of(device: Device) -> KernelProfile:
+    if isinstance(device, SimDevice):
+        return device.profile
+    from vfio_hil._diff.twin import running_kernel_profile
+
+    return running_kernel_profile()
+
+
+def probe(target: Target) -> TargetInfo:
+    """Open ``target`` once for its IRQ table, ids and kernel; never raises."""
+    info = TargetInfo(target)
+    try:
+        with target.open() as device:
+            for index in IrqIndex:
+                with contextlib.suppress(VfioError):
+                    info.irqs[int(index)] = device.irq_info(index)
+            vendor, dev = device.read_region(7, 0, 2), device.read_region(7, 2, 2)
+            info.ids = f"{int.from_bytes(vendor, 'little'):04x}:{int.from_bytes(dev, 'little'):04x}"
+            info.kernel = _kernel_of(device)
+            info.stimulus = device.stimulus is not None
+            pci = getattr(device, "pci", None)
+            info.driver = pci.driver if pci is not None else "simulated"
+            info.group = str(pci.iommu_group) if pci is not None else "-"
+    except (VfioHilError, VfioError, OSError) as err:
+        info.error = str(err)
+    return info
