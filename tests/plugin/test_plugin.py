@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -107,3 +110,43 @@ def test_bad_target_is_a_usage_error_naming_where_it_came_from(pytester: pytest.
     result = pytester.runpytest("--vfio-sim", "nosuch", "-p", "no:cacheprovider")
     result.stderr.fnmatch_lines(["*unknown simulated device 'nosuch'*(from --vfio-sim)*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+XDIST_LOG = """
+import json, os, time
+import pytest
+
+@pytest.mark.parametrize("n", range(8))
+def test_hold(vfio_device, n, tmp_path_factory):
+    start = time.monotonic()
+    time.sleep(0.05)
+    record = {
+        "target": vfio_device.name,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+        "start": start,
+        "end": time.monotonic(),
+    }
+    with open(os.environ["HOLD_LOG"], "a") as log:
+        log.write(json.dumps(record) + "\\n")
+"""
+
+
+def test_xdist_workers_spread_over_devices_and_never_share_one(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xdist")
+    log = tmp_path / "holds.jsonl"
+    monkeypatch.setenv("HOLD_LOG", str(log))
+    monkeypatch.setenv("VFIO_HIL_LOCK_DIR", str(tmp_path / "locks"))
+    pytester.makepyfile(XDIST_LOG)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--vfio-sim", "edu", "--vfio-sim", "virtio_msix", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=16)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["worker"] for r in records} == {"gw0", "gw1"}
+    assert {r["target"] for r in records} == {"sim:edu", "sim:virtio_msix:64"}
+    for target in {r["target"] for r in records}:
+        held = sorted((r["start"], r["end"]) for r in records if r["target"] == target)
+        overlaps = [(a, b) for a, b in zip(held, held[1:]) if b[0] < a[1]]
+        assert not overlaps, f"{target} was held by two workers at once: {overlaps}"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from vfio_hil._pytest import markers
+from vfio_hil._pytest.locks import device_lock
 from vfio_hil._pytest.options import add_options, target_specs
 from vfio_hil._pytest.state import TARGETS
 from vfio_hil._pytest.targets import TargetInfo, probe
@@ -55,8 +56,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def vfio_target(request: pytest.FixtureRequest) -> TargetInfo:
-    """The target this test runs on; skips it when the test's markers rule it out."""
+def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
+    """The target this test runs on, held exclusively (xdist-safe) for the test.
+
+    Skips the test when its markers rule the target out.
+    """
     info = _infos(request.config)[request.param.spec]
     if info.error:
         pytest.fail(f"{info.target.spec} cannot be opened: {info.error}", pytrace=False)
@@ -66,7 +70,8 @@ def vfio_target(request: pytest.FixtureRequest) -> TargetInfo:
         if request.config.getoption("vfio_require") and not others:
             pytest.fail(f"no target can run this test (--vfio-require): {reason}", pytrace=False)
         pytest.skip(reason)
-    return info
+    with device_lock(info.target.spec):
+        yield info
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from vfio_hil._device import Device
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._irq import IrqIndex, IrqInfo
 from vfio_hil._model import KernelProfile
+from vfio_hil._pytest.locks import device_lock
 from vfio_hil._sim.device import SimDevice
 from vfio_hil._targets import Target
 
@@ -51,7 +52,7 @@ def probe(target: Target) -> TargetInfo:
     """Open ``target`` once for its IRQ table, ids and kernel; never raises."""
     info = TargetInfo(target)
     try:
-        with target.open() as device:
+        with device_lock(target.spec), target.open() as device:
             for index in IrqIndex:
                 with contextlib.suppress(VfioError):
                     info.irqs[int(index)] = device.irq_info(index)
@@ -62,6 +63,6 @@ def probe(target: Target) -> TargetInfo:
             pci = getattr(device, "pci", None)
             info.driver = pci.driver if pci is not None else "simulated"
             info.group = str(pci.iommu_group) if pci is not None else "-"
-    except (VfioHilError, VfioError, OSError) as err:
+    except (VfioHilError, VfioError, OSError, TimeoutError) as err:
         info.error = str(err)
     return info
