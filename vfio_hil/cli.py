@@ -14,7 +14,6 @@ Exit status: 0 success, 1 checks failed, 2 usage or setup error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -80,15 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     import pytest
 
-    if args.device:
-        os.environ["VFIO_HIL_DEVICES"] = ",".join(args.device)
-    if args.sim:
-        os.environ["VFIO_HIL_SIM"] = ",".join(args.sim)
-    if args.device and not args.sim:
-        os.environ.pop("VFIO_HIL_SIM", None)
-    if args.sim and not args.device:
-        os.environ.pop("VFIO_HIL_DEVICES", None)
-    code = pytest.main(suite[2:] + list(args.pytest_args))
+    targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]
+    code = pytest.main(suite[2:] + targets + list(args.pytest_args))
     return EXIT_OK if code == 0 else EXIT_FAILED if code == 1 else EXIT_USAGE
 
 

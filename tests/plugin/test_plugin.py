@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -148,5 +149,5 @@ def test_xdist_workers_spread_over_devices_and_never_share_one(
     assert {r["target"] for r in records} == {"sim:edu", "sim:virtio_msix:64"}
     for target in {r["target"] for r in records}:
         held = sorted((r["start"], r["end"]) for r in records if r["target"] == target)
-        overlaps = [(a, b) for a, b in zip(held, held[1:]) if b[0] < a[1]]
+        overlaps = [(a, b) for a, b in itertools.pairwise(held) if b[0] < a[1]]
         assert not overlaps, f"{target} was held by two workers at once: {overlaps}"

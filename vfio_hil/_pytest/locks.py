@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["device_lock", "LOCK_DIR"]
+__all__ = ["LOCK_DIR", "device_lock"]
 
 LOCK_DIR = Path(os.environ.get("VFIO_HIL_LOCK_DIR", Path(tempfile.gettempdir()) / "vfio-hil-locks"))
 WAIT_S = 600.0

@@ -70,6 +70,9 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
         if request.config.getoption("vfio_require") and not others:
             pytest.fail(f"no target can run this test (--vfio-require): {reason}", pytrace=False)
         pytest.skip(reason)
+    # JUnit XML records which device and kernel each result is about.
+    request.node.user_properties.append(("vfio_device", f"{info.target.spec} [{info.ids}]"))
+    request.node.user_properties.append(("vfio_kernel", info.kernel.name if info.kernel else "?"))
     with device_lock(info.target.spec):
         yield info
 

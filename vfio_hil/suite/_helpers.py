@@ -15,13 +15,13 @@ def outcome(device: Device, request: IrqSet) -> int | str:
         return errno_name(err.errno or 0)
 
 
-def need(device: Device, index: int, at_least: int = 1) -> int:
-    """The index's count, or skip the test saying what the device lacks."""
+def count_of(device: Device, index: int) -> int:
     try:
-        count = device.irq_info(index).count
+        return device.irq_info(index).count
     except VfioError:
-        count = 0
-    if count < at_least:
-        name = IrqIndex(index).name if index in IrqIndex._value2member_map_ else index
-        pytest.skip(f"{device.name} has {count} {name} vector(s), needs {at_least}")
-    return count
+        return 0
+
+
+def with_irq(index: IrqIndex, min_count: int = 1) -> object:
+    """A parameter for ``index`` that runs only on targets with ``min_count`` vectors."""
+    return pytest.param(index, marks=pytest.mark.vfio_irq(index, min_count), id=index.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vfio_hil import Device, IrqIndex, IrqSet
-from vfio_hil.suite._helpers import need, outcome
+from vfio_hil.suite._helpers import count_of, outcome, with_irq
 
 NONE, BOOL, EVENTFD, MASK, UNMASK, TRIGGER = 1, 2, 4, 8, 16, 32
 
@@ -27,29 +27,27 @@ def cases(n: int) -> list[tuple[str, int, int, int, int, str]]:
     ]
 
 
-@pytest.mark.parametrize("index", list(IrqIndex), ids=lambda i: i.name)
+@pytest.mark.parametrize("index", [with_irq(i) for i in IrqIndex])
 @pytest.mark.parametrize("case", range(len(cases(1))), ids=[c[0] for c in cases(1)])
-def test_invalid_request_errno(device: Device, index: IrqIndex, case: int) -> None:
-    n = need(device, index)
-    _name, flags, start, count, argsz, errno = cases(n)[case]
-    assert outcome(device, IrqSet.raw(flags, index, start, count, b"", argsz=argsz)) == errno
+def test_invalid_request_errno(vfio_device: Device, index: IrqIndex, case: int) -> None:
+    _, flags, start, count, argsz, errno = cases(count_of(vfio_device, index))[case]
+    request = IrqSet.raw(flags, index, start, count, b"", argsz=argsz)
+    assert outcome(vfio_device, request) == errno
 
 
-@pytest.mark.parametrize("index", [IrqIndex.MSI, IrqIndex.MSIX, IrqIndex.ERR, IrqIndex.REQ])
-def test_mask_and_unmask_are_intx_only(device: Device, index: IrqIndex) -> None:
-    need(device, index)
-    assert outcome(device, IrqSet.mask(index)) == "ENOTTY"
-    assert outcome(device, IrqSet.unmask(index)) == "ENOTTY"
+@pytest.mark.parametrize("index", [with_irq(i) for i in list(IrqIndex)[1:]])
+def test_mask_and_unmask_are_intx_only(vfio_device: Device, index: IrqIndex) -> None:
+    assert outcome(vfio_device, IrqSet.mask(index)) == "ENOTTY"
+    assert outcome(vfio_device, IrqSet.unmask(index)) == "ENOTTY"
 
 
-def test_index_past_the_last_is_einval(device: Device) -> None:
-    assert outcome(device, IrqSet.trigger(5, 0, 0)) == "EINVAL"
+def test_index_past_the_last_is_einval(vfio_device: Device) -> None:
+    assert outcome(vfio_device, IrqSet.trigger(5, 0, 0)) == "EINVAL"
 
 
-def test_intx_mask_with_an_eventfd_is_enotty(device: Device) -> None:
-    need(device, IrqIndex.INTX)
-    assert outcome(device, IrqSet.eventfds(IrqIndex.INTX, 0, [-1])) == 0
-    request = IrqSet.raw(
-        MASK | EVENTFD, IrqIndex.INTX, 0, 1, (-1).to_bytes(4, "little", signed=True)
-    )
-    assert outcome(device, request) == "ENOTTY"
+@pytest.mark.vfio_irq(IrqIndex.INTX)
+def test_intx_mask_with_an_eventfd_is_enotty(vfio_device: Device) -> None:
+    assert outcome(vfio_device, IrqSet.eventfds(IrqIndex.INTX, 0, [-1])) == 0
+    minus_one = (-1).to_bytes(4, "little", signed=True)
+    request = IrqSet.raw(MASK | EVENTFD, IrqIndex.INTX, 0, 1, minus_one)
+    assert outcome(vfio_device, request) == "ENOTTY"
