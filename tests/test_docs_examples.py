@@ -21,8 +21,20 @@ EXAMPLES = [
 ]
 
 
+FILE = re.compile(r"\A# file: (test_\w+\.py)\n")
+pytest_plugins = ["pytester"]
+
+
 @pytest.mark.parametrize("code", EXAMPLES)
-def test_doc_example_runs(code: str) -> None:
+def test_doc_example_runs(code: str, request: pytest.FixtureRequest) -> None:
+    named = FILE.match(code)
+    if named:  # a test file for the plugin: run it with pytest, as a reader would
+        pytester = request.getfixturevalue("pytester")
+        pytester.makepyfile(**{named[1][:-3]: code})
+        result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
+        outcomes = result.parseoutcomes()
+        assert result.ret == 0 and outcomes.get("passed", 0) > 0, result.stdout.str()
+        return
     if "open_device(" in code:
         pytest.skip("the example opens a real device: it runs where one is bound to vfio-pci")
     if "run_lab(" in code:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from vfio_hil._device import Device, DeviceInfo, RegionInfo, Stimulus
@@ -73,6 +74,17 @@ class ModelMirror:
     def take(self, efd: EventFd) -> int:
         """How many signals the model expects on ``efd`` since the last take."""
         return self._eventfds.counts.pop(_eventfd_id(efd.fd), 0)
+
+    def assert_matches(self, fds: Sequence[EventFd]) -> None:
+        """Read every eventfd and require what the model expects (both reset)."""
+        got = [efd.read() for efd in fds]
+        want = [self.take(efd) for efd in fds]
+        if got != want:
+            rows = "\n".join(
+                f"  eventfd {i}: model expects {w}, read {g}{'' if w == g else '   <--'}"
+                for i, (w, g) in enumerate(zip(want, got, strict=True))
+            )
+            raise AssertionError(f"device and model disagree:\n{rows}")
 
 
 class TrackedDevice:

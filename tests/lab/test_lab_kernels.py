@@ -1,8 +1,8 @@
 """The lab: on each kernel of the matrix, the real vfio-pci against the model.
 
 Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci
-and runs, inside the guest, the differential check (tests/guest) and the
-conformance suite (vfio_hil.suite).  Without QEMU, virtme-ng or the cached
+and runs, inside the guest, the differential check (tests/guest), the
+conformance suite (vfio_hil.suite) and the docs' example test file.  Without QEMU, virtme-ng or the cached
 kernels these tests skip and say how to get them; with CI=true they fail.
 """
 
@@ -20,7 +20,10 @@ import vfio_hil.suite
 pytestmark = pytest.mark.lab
 
 KERNELS = os.environ.get("VFIO_HIL_LAB_KERNELS", "6.1 6.12 7").split()
-GUEST_TESTS = Path(__file__).resolve().parents[1] / "guest"
+TESTS = Path(__file__).resolve().parents[1]
+GUEST_TESTS = TESTS / "guest"
+# The docs' example test file, run by pytester against the lab's devices.
+DOC_EXAMPLES = TESTS / "test_docs_examples.py"
 SUITE = Path(vfio_hil.suite.__file__).resolve().parent
 GUEST_TIMEOUT_S = 1200.0
 HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
