@@ -33,7 +33,8 @@ def test_doc_example_runs(code: str, request: pytest.FixtureRequest) -> None:
         pytester.makepyfile(**{named[1][:-3]: code})
         result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
         outcomes = result.parseoutcomes()
-        assert result.ret == 0 and outcomes.get("passed", 0) > 0, result.stdout.str()
+        assert result.ret == 0, result.stdout.str()
+        assert outcomes.get("passed", 0) > 0, result.stdout.str()
         return
     if "open_device(" in code:
         pytest.skip("the example opens a real device: it runs where one is bound to vfio-pci")

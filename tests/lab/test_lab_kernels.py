@@ -2,8 +2,9 @@
 
 Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci
 and runs, inside the guest, the differential check (tests/guest), the
-conformance suite (vfio_hil.suite) and the docs' example test file.  Without QEMU, virtme-ng or the cached
-kernels these tests skip and say how to get them; with CI=true they fail.
+conformance suite (vfio_hil.suite) and the docs' example test file.
+Without QEMU, virtme-ng or the cached kernels these tests skip and say how
+to get them; with CI=true they fail.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def test_kernel_agrees_with_the_model_and_passes_the_suite(spec: str, tmp_path: 
         "addopts=",
         str(GUEST_TESTS),
         str(SUITE),
+        str(DOC_EXAMPLES),
     ]
     (result,) = run_lab(
         [kernel],
