@@ -1,0 +1,297 @@
+"""QEMU and virtme-ng: tool discovery, the KVM probe, device presets, the argv.
+
+The guest is started with ``virtme-run`` (virtme-ng's runner) rather than
+``vng``: ``vng`` joins its arguments into a shell string, while ``virtme-run``
+takes an argv, so nothing here needs shell quoting. virtme-run shares the
+host's root file system read-only over 9p, links the kernel's modules to
+``/lib/modules/<release>`` and runs one shell command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from vfio_hil._lab._util import LabError
+
+Accel = Literal["kvm", "tcg"]
+
+KVM_PROBE_TIMEOUT_S = 6.0
+
+# 1234:11e8 is QEMU's edu device; 1af4:1044 is a modern-only virtio-rng.
+EDU_ID = "1234:11e8"
+VIRTIO_RNG_ID = "1af4:1044"
+ROOT_PORT_ID = "vfio_hil_rp0"
+
+
+@dataclass(frozen=True)
+class DevicePreset:
+    """Emulated PCI devices for the guest and the vendor:device ids to bind."""
+
+    name: str
+    description: str
+    qemu_args: tuple[str, ...]
+    ids: tuple[str, ...]
+
+
+def _preset(name: str, vectors: int, description: str) -> DevicePreset:
+    return DevicePreset(
+        name=name,
+        description=description,
+        qemu_args=(
+            "-device",
+            "edu",
+            # A root port makes the virtio device a PCIe endpoint, so vfio-pci
+            # offers ERR and REQ interrupts for it; aer=on adds the AER cap.
+            "-device",
+            f"pcie-root-port,id={ROOT_PORT_ID},chassis=1,slot=1",
+            "-device",
+            f"virtio-rng-pci,bus={ROOT_PORT_ID},disable-legacy=on,aer=on,vectors={vectors}",
+        ),
+        ids=(EDU_ID, VIRTIO_RNG_ID),
+    )
+
+
+PRESETS: dict[str, DevicePreset] = {
+    "default": _preset(
+        "default",
+        64,
+        "edu 1234:11e8 (INTx, 1 MSI vector) and virtio-rng 1af4:1044 behind a PCIe root "
+        "port (INTx, MSI-X 64, ERR, REQ)",
+    ),
+    # 2048 is the MSI-X maximum (11-bit table size); QEMU refuses 2049.
+    "scale": _preset(
+        "scale",
+        2048,
+        "as default, with a 2048-vector MSI-X virtio-rng (the PCI maximum)",
+    ),
+}
+
+# Kernel parameters for every guest. intel_iommu=on: Debian kernels have no
+# VFIO_NOIOMMU, so vfio needs the emulated VT-d. loglevel=6 puts notice-level
+# lines (the per-test markers) and all warnings on the console; printk.time=1
+# timestamps them (the scanner trusts only timestamped text);
+# printk.devkmsg=on stops /dev/kmsg rate-limiting the markers; a 60 s hung
+# task timeout reports a stuck D state well before the lab timeout.
+KERNEL_ARGS = (
+    "intel_iommu=on",
+    "loglevel=6",
+    "printk.time=1",
+    "printk.devkmsg=on",
+    "sysctl.kernel.hung_task_timeout_secs=60",
+)
+
+
+# A second, read-only 9p share of the host's root. The guest mounts it with
+# cache=loose and binds the interpreter, venv and sources from it: virtme-ng's
+# own root mount is uncached, which made pytest's start-up take minutes
+# under TCG (guest.cache_host_reads).
+HOST_SHARE_TAG = "vfio_hil_root"
+HOST_SHARE_ARGS = (
+    "-fsdev",
+    f"local,id={HOST_SHARE_TAG},path=/,security_model=none,readonly=on,multidevs=remap",
+    "-device",
+    f"virtio-9p-pci,fsdev={HOST_SHARE_TAG},mount_tag={HOST_SHARE_TAG}",
+)
+
+
+def get_preset(name: str) -> DevicePreset:
+    """The preset called ``name`` or a ``LabError`` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise LabError(f"unknown device preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def machine_args(accel: Accel) -> list[str]:
+    """Machine/IOMMU options appended after virtme-run's own QEMU options.
+
+    virtme-run picks ``-machine q35`` only without KVM, so q35 is forced here
+    (QEMU merges repeated ``-machine`` options). Interrupt remapping with KVM
+    needs the split irqchip; under TCG the property does not apply.
+    """
+    iommu = ["-device", "intel-iommu,intremap=on"]
+    if accel == "kvm":
+        return ["-machine", "q35,kernel-irqchip=split", *iommu]
+    # Multi-threaded TCG can run a stale translation of kernel code that
+    # another vCPU just patched with text_poke_bp(): seen as a spurious
+    # "Oops: int3" in sched_clock_cpu while booting 6.12 with 2 vCPUs.
+    # One TCG thread for all vCPUs keeps SMP without that race.
+    return ["-machine", "q35", "-accel", "tcg,thread=single", *iommu]
+
+
+def find_qemu() -> str:
+    """Path of ``qemu-system-x86_64`` (``VFIO_HIL_QEMU`` overrides it)."""
+    found = os.environ.get("VFIO_HIL_QEMU") or shutil.which("qemu-system-x86_64")
+    if not found:
+        raise LabError("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
+    return found
+
+
+def find_virtme_run() -> list[str]:
+    """The command that starts ``virtme-run``, preferring this interpreter's copy."""
+    beside = Path(sys.executable).parent / "virtme-run"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    on_path = shutil.which("virtme-run")
+    if on_path:
+        return [on_path]
+    if importlib.util.find_spec("virtme") is None:
+        raise LabError(
+            "virtme-ng not found: pip install 'vfio-hil[lab]' (or pip install virtme-ng)"
+        )
+    # `python -m virtme.commands.run` would drop main()'s return value.
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from virtme.commands.run import main; sys.exit(main())",
+    ]
+
+
+def build_virtme_argv(
+    *,
+    virtme_run: Sequence[str],
+    qemu: str,
+    vmlinuz: Path,
+    accel: Accel,
+    preset: DevicePreset,
+    guest_script: Path,
+    rwdirs: Sequence[Path],
+    cwd: Path,
+    memory: str = "2G",
+    cpus: int = 2,
+    kernel_args: Sequence[str] = KERNEL_ARGS,
+) -> list[str]:
+    """The full ``virtme-run`` argv for one guest (pure: touches nothing).
+
+    ``--show-boot-console`` sends the kernel console to virtme-run's stderr,
+    which the host scans for Oopses; ``--qemu-opts`` must come last because
+    it swallows the rest of the argv.
+    """
+    argv = [
+        *virtme_run,
+        "--kimg",
+        str(vmlinuz),
+        "--mods",
+        "auto",
+        "--qemu-bin",
+        qemu,
+        "--disable-microvm",
+        "--memory",
+        memory,
+        "--cpus",
+        str(cpus),
+        "--cwd",
+        str(cwd),
+        "--show-boot-console",
+    ]
+    if accel == "tcg":
+        argv.append("--disable-kvm")
+    for d in rwdirs:
+        argv += ["--rwdir", str(d)]
+    for karg in kernel_args:
+        argv += ["-a", karg]
+    argv += ["--script-sh", f"exec /bin/sh {guest_script}"]
+    argv += ["--qemu-opts", *machine_args(accel), *HOST_SHARE_ARGS, *preset.qemu_args]
+    return argv
+
+
+def kvm_probe_argv(qemu: str, vmlinuz: Path) -> list[str]:
+    """QEMU argv that boots ``vmlinuz`` under KVM just far enough to print."""
+    return [
+        qemu,
+        "-machine",
+        "q35,accel=kvm",
+        "-cpu",
+        "host",
+        "-m",
+        "256M",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(vmlinuz),
+        "-append",
+        "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1",
+    ]
+
+
+def probe_kvm(qemu: str, vmlinuz: Path, timeout: float = KVM_PROBE_TIMEOUT_S) -> str | None:
+    """Return ``None`` if KVM boots a kernel, else why it cannot be used.
+
+    Opening /dev/kvm is not enough: under some nested hypervisors QEMU aborts
+    ('failed to set MSR') or the vCPU stalls before the kernel prints. The
+    probe boots the real kernel with an early serial console and waits for
+    its ``Linux version`` banner, which takes well under a second on working
+    KVM (about 3 s even under TCG).
+    """
+    if not os.path.exists("/dev/kvm"):
+        return "/dev/kvm does not exist"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "no read/write access to /dev/kvm"
+    proc = subprocess.Popen(
+        kvm_probe_argv(qemu, vmlinuz),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            seen = (seen + chunk)[-65536:]
+            if b"Linux version" in seen:
+                return None
+    finally:
+        _kill_group(proc)
+    tail = seen.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+    return f"a KVM guest printed no kernel banner within {timeout:.0f} s ({tail[0][:120]})"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def choose_accel(requested: str, probe: str | None) -> tuple[Accel, str | None]:
+    """Decide the accelerator from the request and the KVM probe result.
+
+    Returns the accelerator and a note to print when ``auto`` fell back.
+    ``kvm`` with a failed probe is an error, not a silent slowdown.
+    """
+    if requested == "tcg":
+        return "tcg", None
+    if requested not in ("auto", "kvm"):
+        raise LabError(f"unknown accelerator {requested!r}: use auto, kvm or tcg")
+    if probe is None:
+        return "kvm", None
+    if requested == "kvm":
+        raise LabError(f"--accel kvm, but KVM is unusable: {probe}")
+    return "tcg", f"KVM unusable ({probe}); falling back to TCG (software emulation, slower)"

@@ -1,0 +1,407 @@
+"""Host orchestration: boot each kernel, run the command in it, judge the result.
+
+Each guest runs under a hard timeout: on expiry the whole process group
+(virtme-run and QEMU) gets SIGTERM, then SIGKILL, and the run is reported as
+timed out. The console stream is scanned live for kernel failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from vfio_hil._lab._util import LabError, log
+from vfio_hil._lab.console import ConsoleScanner, Finding
+from vfio_hil._lab.kernels import Kernel
+from vfio_hil._lab.qemu import (
+    Accel,
+    DevicePreset,
+    build_virtme_argv,
+    choose_accel,
+    find_qemu,
+    find_virtme_run,
+    get_preset,
+    probe_kvm,
+)
+
+DEFAULT_TIMEOUT_S = 900.0
+# The guest kills its command this long before the host's hard timeout, so
+# the output and exit code still reach the results directory.
+GUEST_GRACE_S = 20.0
+KILL_GRACE_S = 5.0
+CONSOLE_TAIL = 30
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Results the guest writes; cleared before each run so stale ones never count.
+_RESULT_FILES = (
+    "exit_code",
+    "guest.json",
+    "output.log",
+    "junit.xml",
+    "dmesg.txt",
+    "console.log",
+    "findings.txt",
+)
+
+
+@dataclass
+class LabResult:
+    """The outcome of one kernel's run."""
+
+    kernel: Kernel
+    accel: Accel
+    command: list[str]
+    results_dir: Path
+    exit_code: int | None = None
+    timed_out: bool = False
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    boot_seconds: float | None = None
+    first_test_seconds: float | None = None
+    total_seconds: float = 0.0
+
+    @property
+    def console_log(self) -> Path:
+        return self.results_dir / "console.log"
+
+    @property
+    def guest_failed(self) -> bool:
+        """The guest (not the command) failed: timeout, no exit code, or a kernel failure."""
+        return self.timed_out or self.error is not None or any(f.fatal for f in self.findings)
+
+    @property
+    def ok(self) -> bool:
+        return not self.guest_failed and self.exit_code == 0
+
+    def verdict(self) -> str:
+        """``PASS``, ``FAIL (exit 1)``, ``TIMEOUT``, ``KERNEL FAILURE`` or ``GUEST ERROR``."""
+        if self.timed_out:
+            return "TIMEOUT"
+        if any(f.fatal for f in self.findings):
+            return "KERNEL FAILURE"
+        if self.error is not None:
+            return "GUEST ERROR"
+        return "PASS" if self.exit_code == 0 else f"FAIL (exit {self.exit_code})"
+
+    def summary(self) -> str:
+        """One line per kernel: verdict and the two timings."""
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.1f} s"
+
+        return (
+            f"{self.kernel.name} ({self.kernel.release}, {self.accel}): {self.verdict()}; "
+            f"start to first test {fmt(self.first_test_seconds)}, "
+            f"total {fmt(self.total_seconds)}; results in {self.results_dir}"
+        )
+
+
+def guest_script(
+    kernel: Kernel,
+    preset: DevicePreset,
+    command: Sequence[str],
+    results: Path,
+    deadline: float | None,
+    env: Mapping[str, str],
+) -> str:
+    """The shell script virtme-run executes in the guest (writes nothing).
+
+    The guest's PATH is the system's, so the host's interpreter is called by
+    absolute path and its directory (a venv's ``bin``) is put first on PATH
+    for commands like ``pytest``; PYTHONPATH makes this package importable
+    even when it is not installed.
+    """
+    package_parent = str(Path(__file__).resolve().parents[2])
+    pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
+    exports = {
+        "PATH": f"{Path(sys.executable).parent}:{GUEST_PATH}",
+        "PYTHONPATH": pythonpath,
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    # guest.py runs by path with -S: stdlib only, so it skips site-packages
+    # and the vfio_hil package import, seconds apiece over 9p under TCG.
+    guest = [
+        sys.executable,
+        "-S",
+        str(Path(__file__).with_name("guest.py")),
+        "--results",
+        str(results),
+        "--modroot",
+        str(kernel.root),
+    ]
+    for vd in preset.ids:
+        guest += ["--device", vd]
+    # What a Python command reads: served from the guest's cached share.
+    reads = dict.fromkeys([sys.base_prefix, sys.prefix, package_parent, os.getcwd(), "/usr"])
+    for directory in reads:
+        guest += ["--cached-read", directory]
+    if deadline is not None:
+        guest += ["--deadline", f"{deadline:.0f}"]
+    lines = ["#!/bin/sh", "# Written by vfio-hil lab; run inside the guest by virtme-run."]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
+    lines.append("exec " + shlex.join([*guest, "--", *command]))
+    return "\n".join(lines) + "\n"
+
+
+def _argv(
+    kernel: Kernel, accel: Accel, preset: DevicePreset, kdir: Path, memory: str, cpus: int
+) -> list[str]:
+    return build_virtme_argv(
+        virtme_run=find_virtme_run(),
+        qemu=find_qemu(),
+        vmlinuz=kernel.vmlinuz,
+        accel=accel,
+        preset=preset,
+        guest_script=kdir / "guest.sh",
+        rwdirs=[kdir],
+        cwd=Path.cwd(),
+        memory=memory,
+        cpus=cpus,
+    )
+
+
+def pick_accel(requested: str, kernel: Kernel) -> Accel:
+    """Probe KVM (unless TCG was asked for) and print a note on fallback."""
+    probe = None if requested == "tcg" else probe_kvm(find_qemu(), kernel.vmlinuz)
+    accel, note = choose_accel(requested, probe)
+    if note:
+        log(note)
+    return accel
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM then SIGKILL virtme-run's process group (it contains QEMU)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+            os.killpg(proc.pid, 0)  # anyone left in the group (QEMU)?
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait(timeout=KILL_GRACE_S)
+
+
+class _Reader(threading.Thread):
+    """Copies the console to console.log, feeds the scanner, echoes the guest."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        log_path: Path,
+        scanner: ConsoleScanner,
+        t0: float,
+        echo: IO[str] | None,
+        verbose: bool,
+        label: str,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.log_path, self.scanner = stream, log_path, scanner
+        self.t0, self.echo, self.verbose, self.label = t0, echo, verbose, label
+        self.tail: list[str] = []
+
+    def run(self) -> None:
+        with self.log_path.open("w", encoding="utf-8") as out:
+            for raw in self.stream:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                out.write(line + "\n")
+                out.flush()
+                self.tail = [*self.tail[-(CONSOLE_TAIL - 1) :], line]
+                up, started = self.scanner.guest_up_at, self.scanner.command_start_at
+                finding = self.scanner.feed(line, time.monotonic() - self.t0)
+                if up is None and self.scanner.guest_up_at is not None:
+                    log(f"{self.label}: guest userspace up after {self.scanner.guest_up_at:.1f} s")
+                if started is None and self.scanner.command_start_at is not None:
+                    log(
+                        f"{self.label}: devices bound, command started after "
+                        f"{self.scanner.command_start_at:.1f} s"
+                    )
+                if finding is not None:
+                    log(f"{self.label}: KERNEL {finding.summary()}")
+                if self.echo and (self.verbose or self.scanner.guest_up_at is not None):
+                    self.echo.write(line + "\n")
+                    self.echo.flush()
+
+
+def _judge(result: LabResult, scanner: ConsoleScanner, tail: list[str]) -> None:
+    kdir = result.results_dir
+    result.findings = scanner.findings
+    result.boot_seconds = scanner.command_start_at
+    result.first_test_seconds = scanner.first_test_at or scanner.command_start_at
+    code_file = kdir / "exit_code"
+    if code_file.exists():
+        try:
+            result.exit_code = int(code_file.read_text().strip())
+        except ValueError:
+            result.error = f"unreadable {code_file}"
+    guest_json = kdir / "guest.json"
+    if guest_json.exists():
+        error = json.loads(guest_json.read_text()).get("error")
+        if error:
+            result.error = f"guest setup failed: {error}"
+    if result.timed_out:
+        result.error = result.error or "hard timeout"
+    elif result.exit_code is None and result.error is None:
+        result.error = "the guest ended without an exit code (boot failure or kernel panic)"
+    if result.findings:
+        (kdir / "findings.txt").write_text(
+            "\n\n".join(f.summary() + "\n" + "\n".join(f.context) for f in result.findings) + "\n"
+        )
+    if result.error and not result.timed_out and result.exit_code is None and not result.findings:
+        log(f"{result.kernel.name}: last console lines:\n" + "\n".join(tail))
+
+
+def run_one(
+    kernel: Kernel,
+    command: Sequence[str],
+    *,
+    accel: Accel,
+    preset: DevicePreset,
+    results_root: Path,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    memory: str = "2G",
+    cpus: int = 2,
+    env: Mapping[str, str] | None = None,
+    verbose: bool = False,
+    echo: IO[str] | None = None,
+) -> LabResult:
+    """Boot ``kernel``, run ``command`` in it and return the judged result."""
+    kdir = results_root / kernel.release
+    kdir.mkdir(parents=True, exist_ok=True)
+    for name in _RESULT_FILES:
+        (kdir / name).unlink(missing_ok=True)
+    t0 = time.monotonic()
+    deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
+    (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
+    argv = _argv(kernel, accel, preset, kdir, memory, cpus)
+    (kdir / "virtme-run.argv").write_text(shlex.join(argv) + "\n")
+    result = LabResult(kernel, accel, list(command), kdir)
+    scanner = ConsoleScanner()
+    log(
+        f"booting {kernel.describe()} under {accel.upper()} with devices {preset.name} "
+        f"(timeout {timeout:.0f} s)"
+    )
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    reader = _Reader(proc.stdout, kdir / "console.log", scanner, t0, echo, verbose, kernel.name)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        result.timed_out = True
+        log(f"{kernel.name}: hard timeout after {timeout:.0f} s; killing the guest")
+    finally:
+        # Also reached on KeyboardInterrupt: never leave a QEMU behind.
+        _kill_group(proc)
+        reader.join(timeout=10)
+        proc.stdout.close()
+    result.total_seconds = time.monotonic() - t0
+    _judge(result, scanner, reader.tail)
+    return result
+
+
+def run_lab(
+    kernels: Sequence[Kernel],
+    command: Sequence[str],
+    *,
+    accel: str = "auto",
+    devices: str = "default",
+    timeout: float = DEFAULT_TIMEOUT_S,
+    results_dir: Path | None = None,
+    memory: str = "2G",
+    cpus: int = 2,
+    env: Mapping[str, str] | None = None,
+    verbose: bool = False,
+    echo: IO[str] | None = sys.stdout,
+) -> list[LabResult]:
+    """Run ``command`` in a guest per kernel; one ``LabResult`` each, in order."""
+    if not kernels:
+        raise LabError("no kernel to run")
+    if not command:
+        raise LabError("no command to run in the guest")
+    preset = get_preset(devices)
+    find_qemu()
+    find_virtme_run()
+    if not Path("/lib/modules").is_dir():
+        log(
+            "warning: the host has no /lib/modules, so virtme-ng cannot link the guest "
+            "kernel's modules there; modules load by path only (mkdir -p /lib/modules fixes it)"
+        )
+    chosen = pick_accel(accel, kernels[0])
+    root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    log(f"results in {root}")
+    results = [
+        run_one(
+            k,
+            command,
+            accel=chosen,
+            preset=preset,
+            results_root=root,
+            timeout=timeout,
+            memory=memory,
+            cpus=cpus,
+            env=env,
+            verbose=verbose,
+            echo=echo,
+        )
+        for k in kernels
+    ]
+    for r in results:
+        for f in r.findings:
+            log(f"{r.kernel.name}: {f.summary()}")
+        log(r.summary() + (f" [{r.error}]" if r.error else ""))
+    return results
+
+
+def show_commands(
+    kernels: Sequence[Kernel],
+    command: Sequence[str],
+    *,
+    accel: str = "auto",
+    devices: str = "default",
+    timeout: float = DEFAULT_TIMEOUT_S,
+    results_dir: Path | None = None,
+    memory: str = "2G",
+    cpus: int = 2,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """What ``run_lab`` would execute: the virtme-run argv and guest script per kernel."""
+    preset = get_preset(devices)
+    chosen = pick_accel(accel, kernels[0]) if kernels else "tcg"
+    root = (results_dir or Path(tempfile.gettempdir()) / "vfio-hil-lab-RESULTS").absolute()
+    parts = []
+    for k in kernels:
+        kdir = root / k.release
+        argv = _argv(k, chosen, preset, kdir, memory, cpus)
+        script = guest_script(
+            k, preset, command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
+        )
+        parts.append(
+            f"# {k.describe()}, {chosen}\n{shlex.join(argv)}\n# {kdir / 'guest.sh'}:\n{script}"
+        )
+    return "\n".join(parts)
+
+
+__all__ = ["LabResult", "run_lab", "run_one", "show_commands"]
