@@ -151,3 +151,12 @@ def test_xdist_workers_spread_over_devices_and_never_share_one(
         held = sorted((r["start"], r["end"]) for r in records if r["target"] == target)
         overlaps = [(a, b) for a, b in itertools.pairwise(held) if b[0] < a[1]]
         assert not overlaps, f"{target} was held by two workers at once: {overlaps}"
+
+
+def test_vfio_bind_without_devices_says_what_to_give(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(vfio_device): pass")
+    result = pytester.runpytest("--vfio-bind", "-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(
+        ["*--vfio-bind has nothing to bind*", "*hint: give the devices with --vfio-device*"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -16,6 +16,10 @@ __all__ = ["add_options", "target_specs"]
 DEVICE_HELP = "a PCI device bound to vfio-pci, e.g. 0000:01:00.0 (repeatable)"
 SIM_HELP = "a simulated device: edu, virtio_msix or virtio_msix_2048, optionally @KERNEL"
 REQUIRE_HELP = "fail, instead of skip, a test no target can run"
+BIND_HELP = (
+    "bind the --vfio-device devices to vfio-pci (driver_override) for the session and give "
+    "them back to their drivers at the end, also after a crashed earlier run"
+)
 INI_HELP = "PCI devices bound to vfio-pci to test (one per line)"
 
 
@@ -28,6 +32,7 @@ def add_options(parser: pytest.Parser) -> None:
         "--vfio-sim", action="append", default=[], metavar="PRESET[@KERNEL]", help=SIM_HELP
     )
     group.addoption("--vfio-require", action="store_true", default=False, help=REQUIRE_HELP)
+    group.addoption("--vfio-bind", action="store_true", default=False, help=BIND_HELP)
     parser.addini("vfio_devices", INI_HELP, type="linelist", default=[])
 
 

@@ -19,6 +19,7 @@ from vfio_hil._pytest.state import TARGETS
 from vfio_hil._pytest.targets import TargetInfo, probe
 
 INFOS = pytest.StashKey[dict[str, TargetInfo]]()
+BIND = pytest.StashKey[object]()
 _DEVICE_FIXTURES = {"vfio_device", "vfio_model", "vfio_stimulus", "vfio_target"}
 
 
@@ -34,9 +35,38 @@ def pytest_configure(config: pytest.Config) -> None:
     specs, where = target_specs(config)
     try:
         config.stash[TARGETS] = [parse_target(s) for s in specs]
+        if config.getoption("vfio_bind") and not hasattr(config, "workerinput"):
+            config.stash[BIND] = _bind(config)
     except VfioHilError as err:
         hint = f"\n  hint: {err.hint}" if err.hint else ""
         raise pytest.UsageError(f"{err.message} (from {where}){hint}") from None
+
+
+def _bind(config: pytest.Config) -> object:
+    """--vfio-bind: give back what a crashed run left bound, then bind ours."""
+    from vfio_hil._errors import VfioHilError
+    from vfio_hil._host.bind import bind_to_vfio, restore_stale
+
+    addresses = [t.spec for t in config.stash[TARGETS] if not t.simulated]
+    if not addresses:
+        raise VfioHilError("--vfio-bind has nothing to bind", "give the devices with --vfio-device")
+    for address in restore_stale():
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                f"vfio-hil: gave {address} back to its driver (left by a crashed run)"
+            ),
+            stacklevel=2,
+        )
+    return bind_to_vfio(addresses)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(BIND, None)
+    if session is not None:
+        from vfio_hil._host.bind import BindSession
+
+        assert isinstance(session, BindSession)
+        session.restore()  # every device fixture has closed by now
 
 
 def _infos(config: pytest.Config) -> dict[str, TargetInfo]:
