@@ -2,7 +2,8 @@
 
 Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci
 and runs, inside the guest, the differential check (tests/guest), the
-conformance suite (vfio_hil.suite) and the docs' example test file.
+conformance suite (vfio_hil.suite), the shipped scenarios and the docs'
+example test file.
 Without QEMU, virtme-ng or the cached kernels these tests skip and say how
 to get them; with CI=true they fail.
 """
@@ -25,6 +26,7 @@ TESTS = Path(__file__).resolve().parents[1]
 GUEST_TESTS = TESTS / "guest"
 # The docs' example test file, run by pytester against the lab's devices.
 DOC_EXAMPLES = TESTS / "test_docs_examples.py"
+SCENARIOS = TESTS.parent / "scenarios"
 SUITE = Path(vfio_hil.suite.__file__).resolve().parent
 GUEST_TIMEOUT_S = 1200.0
 HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
@@ -73,6 +75,7 @@ def test_kernel_agrees_with_the_model_and_passes_the_suite(spec: str, tmp_path: 
         str(GUEST_TESTS),
         str(SUITE),
         str(DOC_EXAMPLES),
+        str(SCENARIOS),
     ]
     (result,) = run_lab(
         [kernel],

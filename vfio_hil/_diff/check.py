@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps, matrix_cases, random_sequence
-from vfio_hil._diff.runner import SETTLE_S, DifferentialRun, Disagreement, Side
+from vfio_hil._diff.runner import (
+    SETTLE_S,
+    DifferentialRun,
+    Disagreement,
+    Side,
+    closed_fd_number,
+)
 from vfio_hil._diff.twin import sim_twin
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex
@@ -63,13 +69,6 @@ def reopen_sim(device: Device) -> Device:
     return device.reopen() if isinstance(device, SimDevice) else device
 
 
-def _closed_number() -> int:
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return min(soft, 1 << 20) - 1
-
-
 def run_differential(
     open_kernel: Callable[[], Device],
     *,
@@ -92,7 +91,7 @@ def run_differential(
     twin = twin_factory(device) if twin_factory else sim_twin(device, profile)
     counts = irq_counts(device)
     report = DiffReport(device.name, twin.profile.name)
-    closed = _closed_number()
+    closed = closed_fd_number()
     run = DifferentialRun(
         Side(device, reopen or _closing(open_kernel), SLOTS, closed),
         Side(twin, reopen_sim, SLOTS, closed),

@@ -31,7 +31,15 @@ from vfio_hil._diff.ops import (
 from vfio_hil._errors import VfioError, errno_name
 from vfio_hil._eventfd import EventFd
 
-__all__ = ["DifferentialRun", "Disagreement", "Observation", "Side"]
+__all__ = [
+    "DifferentialRun",
+    "Disagreement",
+    "LateSignals",
+    "Observation",
+    "Side",
+    "closed_fd_number",
+    "read_converging",
+]
 
 # Long enough for a TCG guest to take an interrupt; bounded either way.
 SETTLE_S = 0.03
@@ -120,6 +128,47 @@ class Side:
         os.close(self._not_eventfd)
 
 
+class LateSignals:
+    """Could the kernel signal after a step returned (IRQ context or workqueue)?
+
+    While the device has raised and not cleared everything, INTx/MSI
+    requests, DisINTx writes and reopens can deliver from interrupt context;
+    the unmask eventfd's re-fire always runs on a workqueue.
+    """
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def after(self, step: Step) -> bool:
+        if isinstance(step, Raise):
+            self.raised = True
+        elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
+            self.raised = False
+        if isinstance(step, WriteEventfd):
+            return True
+        if isinstance(step, Raise | SetDisIntx | Reopen):
+            return self.raised
+        return self.raised and isinstance(step, SetIrqs) and step.index in _INTX_OR_MSI
+
+
+def read_converging(side: Side, expected: list[int] | tuple[int, ...]) -> list[int]:
+    """Read ``side``'s counters, waiting (bounded) for any still below ``expected``."""
+    got = side.read()
+    deadline = time.monotonic() + CONVERGE_S
+    while any(g < e for g, e in zip(got, expected, strict=True)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+        got = [g + n for g, n in zip(got, side.read(), strict=True)]
+    return got
+
+
+def closed_fd_number() -> int:
+    """A descriptor number that is not open: the highest the limit allows."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(soft, 1 << 20) - 1
+
+
 class DifferentialRun:
     """A kernel-backed side and a model-backed side, stepped in lockstep."""
 
@@ -128,13 +177,13 @@ class DifferentialRun:
         self.model = model
         self.settle_s = settle_s
         self.steps = 0
-        self._raised = False  # has the device raised since it last cleared all?
+        self._late = LateSignals()
 
     def play(self, step: Step) -> Disagreement | None:
         self.steps += 1
         k_result = self.kernel.play(step)
         m_result = self.model.play(step)
-        late = self._may_signal_late(step)
+        late = self._late.after(step)
         if late:
             time.sleep(self.settle_s)
         expected = self.model.read()
@@ -152,33 +201,14 @@ class DifferentialRun:
         for side in (self.kernel, self.model):
             if side.device.stimulus is not None:
                 side.play(Clear())
-        if self._raised:
+        if self._late.raised:
             time.sleep(self.settle_s)
-        self._raised = False
+        self._late.raised = False
         self.kernel.read()
         self.model.read()
 
-    def _may_signal_late(self, step: Step) -> bool:
-        """Could the kernel signal after this step returned (IRQ or workqueue)?"""
-        if isinstance(step, Raise):
-            self._raised = True
-        elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
-            self._raised = False
-        if isinstance(step, WriteEventfd):
-            return True  # the unmask virqfd re-fires from a workqueue
-        if isinstance(step, Raise | SetDisIntx | Reopen):
-            return self._raised
-        return self._raised and isinstance(step, SetIrqs) and step.index in _INTX_OR_MSI
-
     def _read_kernel_converging(self, expected: list[int]) -> list[int]:
-        got = self.kernel.read()
-        deadline = time.monotonic() + CONVERGE_S
-        while (
-            any(g < e for g, e in zip(got, expected, strict=True)) and time.monotonic() < deadline
-        ):
-            time.sleep(0.005)
-            got = [g + n for g, n in zip(got, self.kernel.read(), strict=True)]
-        return got
+        return read_converging(self.kernel, expected)
 
     def close(self) -> None:
         self.kernel.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,15 @@ def _infos(config: pytest.Config) -> dict[str, TargetInfo]:
     if INFOS not in config.stash:
         config.stash[INFOS] = {t.spec: probe(t) for t in config.stash[TARGETS]}
     return config.stash[INFOS]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files (YAML under scenarios/, or with a top-level ``steps:``)."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    from vfio_hil._scenario import collect_file
+
+    return collect_file(file_path, parent)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,0 +1,140 @@
+"""pytest collection: a scenario file is a ``ScenarioFile``, one item per target.
+
+Rule (``is_scenario_file``): a ``.yaml``/``.yml`` file is a scenario when a
+directory between the rootdir and the file is named ``scenarios``, or when a
+line of it starts with ``steps:`` (a top-level ``steps`` key).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from vfio_hil._device import Device
+from vfio_hil._diff.twin import running_kernel_profile
+from vfio_hil._model import KernelProfile
+from vfio_hil._pytest.state import targets_of
+from vfio_hil._scenario.expect import NoExpectationError
+from vfio_hil._scenario.load import Scenario, ScenarioSyntaxError, load_scenario
+from vfio_hil._scenario.play import ExpectationError, play_scenario
+from vfio_hil._scenario.report import render_failure, step_header
+from vfio_hil._scenario.steps import ScenarioStep
+from vfio_hil._sim.device import SimDevice
+from vfio_hil._targets import Target
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
+__all__ = ["ScenarioFile", "ScenarioItem", "collect_file", "is_scenario_file"]
+
+SUFFIXES = (".yaml", ".yml")
+_TOP_LEVEL_STEPS = re.compile(r"^steps\s*:", re.MULTILINE)
+
+
+def is_scenario_file(path: Path, root: Path | None = None) -> bool:
+    """Is ``path`` a scenario?  ``root`` is the rootdir (see the module docstring)."""
+    if path.suffix not in SUFFIXES:
+        return False
+    below = path.parent
+    if root is not None and below.is_relative_to(root):
+        below = below.relative_to(root)
+    if "scenarios" in below.parts:
+        return True
+    try:
+        return bool(_TOP_LEVEL_STEPS.search(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+    """The ``pytest_collect_file`` hook's answer for ``file_path``."""
+    if not is_scenario_file(file_path, parent.config.rootpath):
+        return None
+    node: pytest.File = ScenarioFile.from_parent(parent, path=file_path)
+    return node
+
+
+def _shown(config: pytest.Config, path: Path) -> str:
+    """``path`` relative to the rootdir when it is below it."""
+    try:
+        return str(path.relative_to(config.rootpath))
+    except ValueError:
+        return str(path)
+
+
+def _kernel_of(device: Device) -> KernelProfile:
+    return device.profile if isinstance(device, SimDevice) else running_kernel_profile()
+
+
+class ScenarioFile(pytest.File):
+    """One scenario file; a malformed one is a collection error naming file:line."""
+
+    def collect(self) -> Iterator[ScenarioItem]:
+        try:
+            scenario = load_scenario(self.path, _shown(self.config, self.path))
+        except ScenarioSyntaxError as err:
+            raise self.CollectError(str(err)) from None
+        for target in targets_of(self.config):
+            yield ScenarioItem.from_parent(
+                self, name=f"{self.path.stem}[{target.spec}]", scenario=scenario, target=target
+            )
+
+
+class ScenarioItem(pytest.Item):
+    """The scenario on one target: open, play every step, clean up."""
+
+    def __init__(self, *, scenario: Scenario, target: Target, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.target = target
+        self.kernel: KernelProfile | None = None
+        self.current: ScenarioStep | None = None
+
+    def _track(self, step: ScenarioStep) -> None:
+        self.current = step
+
+    def runtest(self) -> None:
+        self.current = None
+        device = self.target.open()
+        try:
+            self.kernel = _kernel_of(device)
+            reason = self.scenario.requires.unmet(device, self.kernel)
+        except BaseException:
+            device.close()
+            raise
+        if reason is not None:
+            device.close()
+            # Reported at the scenario's location, as a skip mark's would be.
+            raise pytest.skip.Exception(f"{self.target.spec}: {reason}", _use_item_location=True)
+        play_scenario(self.scenario, device, self._reopen, self.kernel, self._track)
+
+    def _reopen(self, device: Device) -> Device:
+        if isinstance(device, SimDevice):
+            return device.reopen()
+        device.close()
+        return self.target.open()
+
+    def _header(self, step: ScenarioStep) -> str:
+        where = _shown(self.config, self.path)
+        return step_header(where, step, self.scenario.name, self.target.spec)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        exc = excinfo.value
+        kernel = self.kernel.name if self.kernel else "?"
+        if isinstance(exc, ExpectationError):
+            return render_failure(exc, self._header(exc.step), kernel)
+        if isinstance(exc, NoExpectationError) and self.current is not None:
+            return f"{self._header(self.current)} (kernel {kernel}): {exc}"
+        default = super().repr_failure(excinfo, style)
+        if self.current is None:
+            return default
+        return f"{self._header(self.current)} raised {type(exc).__name__}\n{default}"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.line - 1, f"{self.scenario.name} [{self.target.spec}]"

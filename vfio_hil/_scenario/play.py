@@ -1,0 +1,117 @@
+"""Play a scenario on an open device and check every step's expectation.
+
+Steps are played by ``vfio_hil._diff.runner.Side`` (the differential
+check's player), so a scenario and a differential run mean the same thing by
+each op.  Counters are read after every step; after a step whose signals can
+arrive once the call has returned (a device interrupt, the unmask eventfd's
+workqueue) the reader settles, polls until the expected counts arrive (at
+most ``CONVERGE_S``), then settles again to catch any extra signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vfio_hil._device import Device
+from vfio_hil._diff.runner import (
+    SETTLE_S,
+    LateSignals,
+    Side,
+    closed_fd_number,
+    read_converging,
+)
+from vfio_hil._irq import IrqIndex, IrqSet
+from vfio_hil._model import KernelProfile
+from vfio_hil._scenario.expect import Expect
+from vfio_hil._scenario.load import Scenario
+from vfio_hil._scenario.steps import ScenarioStep
+
+__all__ = ["ExpectationError", "Observed", "describe_result", "play_scenario"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A step's outcome: the return value or the errno's name, and every count."""
+
+    result: int | str
+    counters: tuple[int, ...]
+
+    def __str__(self) -> str:
+        counts = " ".join(f"e{slot}={n}" for slot, n in enumerate(self.counters))
+        return f"{describe_result(self.result)}; {counts or '(no eventfds)'}"
+
+
+def describe_result(result: int | str) -> str:
+    """``return 0`` or ``errno EINVAL``."""
+    return f"return {result}" if isinstance(result, int) else f"errno {result}"
+
+
+class ExpectationError(AssertionError):
+    """A step's outcome differs from its expectation."""
+
+    def __init__(self, step: ScenarioStep, expected: Expect, observed: Observed) -> None:
+        self.step = step
+        self.expected = expected
+        self.observed = observed
+        self.wanted = Observed(expected.result, expected.counters(len(observed.counters)))
+        super().__init__(
+            f"step {step.number} (line {step.line}): expected {self.wanted}, got {observed}"
+        )
+
+
+def _read(side: Side, expected: tuple[int, ...], late: bool) -> tuple[int, ...]:
+    if not late:
+        return tuple(side.read())
+    # Settle first, as DifferentialRun does: a virqfd drains the unmask
+    # eventfd (SimDevice's from a thread), and reading it first would race.
+    time.sleep(SETTLE_S)
+    got = read_converging(side, expected)
+    time.sleep(SETTLE_S)  # anything beyond the expected counts arrives now
+    return tuple(g + n for g, n in zip(got, side.read(), strict=True))
+
+
+def play_scenario(
+    scenario: Scenario,
+    device: Device,
+    reopen: Callable[[Device], Device],
+    profile: KernelProfile,
+    on_step: Callable[[ScenarioStep], None] = lambda step: None,
+) -> None:
+    """Play every step; raise ExpectationError at the first mismatch.
+
+    Whatever happens, every index is disabled, the device's interrupt status
+    cleared, the eventfds closed and the device closed.
+    """
+    side = Side(device, reopen, scenario.eventfds, closed_fd_number())
+    late = LateSignals()
+    try:
+        for step in scenario.steps:
+            on_step(step)
+            expected = step.expect.select(profile)
+            want = expected.counters(scenario.eventfds)
+            result = side.play(step.op)
+            observed = Observed(result, _read(side, want, late.after(step.op)))
+            if observed != Observed(expected.result, want):
+                raise ExpectationError(step, expected, observed)
+    finally:
+        _clean_up(side)
+
+
+def _clean_up(side: Side) -> None:
+    """Best effort: a cleanup error must not hide the step's own failure.
+
+    (EINVAL from a disable only means that index was not enabled; after a
+    failed reopen the device may be closed and every call fails.)
+    """
+    device = side.device
+    with contextlib.suppress(Exception):
+        if device.stimulus is not None:
+            device.stimulus.clear_irq()
+    for index in IrqIndex:
+        with contextlib.suppress(Exception):
+            device.set_irqs(IrqSet.disable(index))
+    side.close()
+    device.close()

@@ -1,0 +1,115 @@
+"""``requires:``: what a target must have for a scenario to run on it.
+
+Keys: ``irq`` (an index name or a list) with ``min_count`` (default 1),
+``msi`` / ``msix`` (minimum vector counts), ``stimulus``, ``pcie``,
+``dyn_msix``, ``reset`` (true or false) and ``kernel`` (a range).  A target
+that falls short is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vfio_hil._device import Device
+from vfio_hil._diff.twin import function_of
+from vfio_hil._errors import VfioError
+from vfio_hil._irq import IrqIndex
+from vfio_hil._model import KernelProfile
+from vfio_hil._scenario.kernels import KernelRange
+from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
+
+__all__ = ["Requires", "parse_requires"]
+
+_KEYS = ("irq", "min_count", "msi", "msix", "stimulus", "pcie", "dyn_msix", "reset", "kernel")
+_INDEX_NAMES = [i.name for i in IrqIndex]
+_MAX_VECTORS = 2048
+
+
+@dataclass(frozen=True)
+class Requires:
+    counts: tuple[tuple[int, int], ...] = ()  # (index, minimum GET_IRQ_INFO count)
+    stimulus: bool | None = None
+    pcie: bool | None = None
+    dyn_msix: bool | None = None
+    reset: bool | None = None
+    kernel: KernelRange | None = None
+
+    def unmet(self, device: Device, profile: KernelProfile) -> str | None:
+        """Why ``device`` under ``profile`` cannot run the scenario, or None."""
+        name = device.name
+        if self.kernel is not None and not self.kernel.contains(profile.version):
+            return f"needs kernel {self.kernel}; {name} runs {profile.name}"
+        for index, least in self.counts:
+            count = _count(device, index)
+            if count < least:
+                return f"needs {IrqIndex(index).name} count >= {least}; {name} has {count}"
+        if self.stimulus is not None and (device.stimulus is not None) != self.stimulus:
+            return f"needs a device {'with' if self.stimulus else 'without'} a stimulus (edu)"
+        fn = function_of(device, profile)
+        for key, wanted, actual in (
+            ("PCI Express", self.pcie, fn.pcie),
+            ("dynamic MSI-X", self.dyn_msix, fn.dyn_msix),
+            ("VFIO_DEVICE_RESET", self.reset, fn.can_reset),
+        ):
+            if wanted is not None and wanted != actual:
+                has = "has it" if actual else "has none"
+                return f"needs {'' if wanted else 'no '}{key}; {name} {has}"
+        return None
+
+
+def _count(device: Device, index: int) -> int:
+    try:
+        return device.irq_info(index).count
+    except VfioError:  # ERR on conventional PCI before 7.3: EINVAL
+        return 0
+
+
+def _index_names(node: Node) -> list[int]:
+    items = node.value if isinstance(node.value, list) else [node]
+    indexes = []
+    for item in items:
+        if not isinstance(item.value, str) or item.value not in _INDEX_NAMES:
+            hint = did_you_mean(item.value, _INDEX_NAMES) if isinstance(item.value, str) else ""
+            raise item.fail(
+                f"bad index {item.value!r} in requires.irq{hint}: "
+                f"use one of {', '.join(_INDEX_NAMES)}"
+            )
+        indexes.append(int(IrqIndex[item.value]))
+    return indexes
+
+
+def parse_requires(node: Node | None) -> Requires:
+    if node is None:
+        return Requires()
+    entries = check_keys(node, "requires", _KEYS)
+    counts: dict[int, int] = {}
+    if "min_count" in entries and "irq" not in entries:
+        raise SchemaError(node.key_lines["min_count"], "min_count applies to irq: give irq too")
+    if "irq" in entries:
+        least = 1
+        if "min_count" in entries:
+            least = entries["min_count"].integer("min_count", 1, _MAX_VECTORS)
+        counts = dict.fromkeys(_index_names(entries["irq"]), least)
+    for key, index in (("msi", IrqIndex.MSI), ("msix", IrqIndex.MSIX)):
+        if key in entries:
+            least = entries[key].integer(key, 1, _MAX_VECTORS)
+            counts[int(index)] = max(least, counts.get(int(index), 0))
+    kernel = None
+    if "kernel" in entries:
+        text = entries["kernel"].string("kernel")
+        try:
+            kernel = KernelRange.parse(text)
+        except ValueError as err:
+            raise entries["kernel"].fail(str(err)) from None
+
+    def flag(key: str) -> bool | None:
+        return entries[key].boolean(key) if key in entries else None
+
+    return Requires(
+        tuple(sorted(counts.items())),
+        flag("stimulus"),
+        flag("pcie"),
+        flag("dyn_msix"),
+        flag("reset"),
+        kernel,
+    )
