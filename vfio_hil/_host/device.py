@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import struct
+from collections.abc import Callable
 
 from vfio_hil import _ioctl
 from vfio_hil import _uapi as u
@@ -32,6 +33,7 @@ class HostDevice:
     def __init__(self, name: str, opened: Opened, pci: PciDevice | None = None) -> None:
         self._name = name
         self._fd = opened.device_fd
+        self.set_irqs = _ioctl.set_irqs_on(self._fd)
         self._backing = opened.backing_fds
         self.iommu = opened.iommu
         self.pci = pci
@@ -78,9 +80,10 @@ class HostDevice:
         raw = _ioctl.device_get_irq_info(self._fd, index)
         return IrqInfo(int(raw.index), IrqInfoFlag(int(raw.flags)), int(raw.count))
 
-    def set_irqs(self, irqset: IrqSet) -> int:
-        """VFIO_DEVICE_SET_IRQS; returns the kernel's (possibly positive) result."""
-        return _ioctl.device_set_irqs(self._fd, irqset)
+    # VFIO_DEVICE_SET_IRQS; returns the kernel's (possibly positive) result.
+    # An attribute, not a method: a closure over the fd saves the hot path a
+    # frame (rebound to fd -1, which fails with EBADF, at close).
+    set_irqs: Callable[[IrqSet], int]
 
     def reset(self) -> None:
         _ioctl.device_reset(self._fd)
@@ -123,6 +126,7 @@ class HostDevice:
         """Close the device fd, then group/container or iommufd.  Idempotent."""
         if self._fd < 0:
             return
+        self.set_irqs = _ioctl.set_irqs_on(-1)
         fds = (self._fd, *self._backing)
         self._fd, self._backing = -1, ()
         close_all(fds)
