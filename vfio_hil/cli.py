@@ -70,13 +70,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    suite = ["-m", "pytest", "--pyargs", "vfio_hil.suite", "-p", "no:cacheprovider"]
-    if args.lab:
+    suite = ["-m", "pytest", "--pyargs", "vfio_hil.suite"]
+    if args.lab:  # the lab points pytest's cache into its results directory
         from vfio_hil._lab.cli import lab_main
 
         return lab_main(
             ["run", "--kernel", args.lab, "--", sys.executable, *suite, *args.pytest_args]
         )
+    suite += ["-p", "no:cacheprovider"]  # leave no .pytest_cache where the user stands
     import pytest
 
     targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]
