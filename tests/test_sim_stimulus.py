@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -153,3 +154,26 @@ def test_status_survives_reopen_and_fires_on_the_next_enable(make_eventfds: Make
 def test_devices_without_a_stimulus_say_so() -> None:
     with SimDevice.virtio_msix() as dev:
         assert dev.stimulus is None
+
+
+def test_an_unmask_eventfd_registered_right_after_another_is_serviced(
+    make_eventfds: MakeFds,
+) -> None:
+    """A registration that lands while the previous watcher thread is on its
+    way out must still be serviced (the thread once decided to exit outside
+    the device lock; this sweep did not catch that race here, 0 of 3000)."""
+    trigger, first, second = make_eventfds(3)
+    with SimDevice.edu(kernel="6.12") as dev:
+        dev.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+        for attempt in range(200):
+            dev.set_irqs(IrqSet.unmask_eventfd(INTX, first))
+            dev.set_irqs(IrqSet.unmask_eventfd(INTX, -1))  # the thread starts to exit
+            time.sleep(attempt * 2e-6)  # sweep the moment of the next registration
+            dev.set_irqs(IrqSet.unmask_eventfd(INTX, second))
+            stim(dev).raise_irq(1)
+            assert trigger.read() == 1
+            second.write(1)
+            assert trigger.wait(2.0) == 1, f"attempt {attempt}: the write did not unmask"
+            stim(dev).clear_irq()
+            dev.set_irqs(IrqSet.unmask_eventfd(INTX, -1))
+            dev.set_irqs(IrqSet.unmask(INTX))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import threading
+import time
 from typing import Any
 
 from vfio_hil import _uapi as u
@@ -222,6 +223,22 @@ class SimDevice:
             self._follow_unmask_eventfd()
             self._closed = True
         self._watcher.stop()
+
+    def quiesce(self, timeout_s: float = 1.0) -> bool:
+        """Wait until every write to the unmask eventfd has had its effect.
+
+        The kernel runs the unmask inside the writer's ``write(2)``; here a
+        thread does it soon after.  Returns False if it is still busy after
+        ``timeout_s`` (a bug: the thread is stuck or never started).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if self._watcher.idle():
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0002)
 
     def reopen(self) -> SimDevice:
         """Close, then open the same function again: device-side state persists."""

@@ -43,22 +43,35 @@ class UnmaskWatcher:
         """Follow ``ref`` (None: stop).  Call with the device lock held."""
         self._ref = ref
         os.eventfd_write(self._wake, 1)
-        if ref is not None and (self._thread is None or not self._thread.is_alive()):
+        # The thread clears _thread under the lock as it decides to exit, so
+        # a registration can never land on a thread that is on its way out.
+        if ref is not None and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vfio-hil-virqfd", daemon=True)
             self._thread.start()
+
+    def idle(self) -> bool:
+        """Nothing left to do: no eventfd followed, or it holds no count.
+
+        Call with the device lock held (the thread fires under it).
+        """
+        ref = self._ref
+        return ref is None or ref.fd < 0 or not _readable(ref.fd)
 
     def stop(self) -> None:
         with self._lock:
             self.watch(None)
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=1.0)
         os.close(self._wake)
 
     def _run(self) -> None:
         while True:
-            ref = self._ref
-            if ref is None or ref.fd < 0:
-                return
+            with self._lock:
+                ref = self._ref
+                if ref is None or ref.fd < 0:
+                    self._thread = None
+                    return
             poller = select.poll()
             poller.register(self._wake, select.POLLIN)
             poller.register(ref.fd, select.POLLIN)
@@ -73,3 +86,9 @@ class UnmaskWatcher:
                     self._released()
                 elif events.get(ref.fd) and self._eventfds.drain(ref):
                     self._fired()
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
