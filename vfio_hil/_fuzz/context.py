@@ -1,0 +1,282 @@
+"""What a machine class shares across examples: the device, its twin, the run.
+
+``MachineContext`` opens the device at the first example, builds the twin
+and the request strategies from its GET_IRQ_INFO counts, starts each example
+clean, counts examples and steps for the bench, and writes the shrunk
+counterexample when hypothesis replays it for the last time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import strategies as st
+from hypothesis.control import current_build_context
+from hypothesis.errors import InvalidArgument
+
+from vfio_hil._device import Device
+from vfio_hil._diff.cases import SLOTS, cleanup_steps
+from vfio_hil._diff.check import irq_counts
+from vfio_hil._diff.ops import Reopen, SetIrqs, Step
+from vfio_hil._diff.runner import SETTLE_S, Disagreement, Side, closed_fd_number
+from vfio_hil._diff.twin import running_kernel_profile, sim_twin
+from vfio_hil._fuzz.export import DeviceFacts, write_counterexample
+from vfio_hil._fuzz.run import FuzzRun, Played, RecordingSide
+from vfio_hil._irq import IrqIndex
+from vfio_hil._model import KernelProfile
+from vfio_hil._sim.device import SimDevice
+from vfio_hil.strategies import requests
+
+__all__ = ["OUT_ENV", "FuzzStats", "MachineContext", "default_out_dir", "is_final_run"]
+
+OUT_ENV = "VFIO_HIL_FUZZ_OUT"
+PROGRESS_S = 10.0  # long runs say how far they got this often
+SIM_SETTLE_S = 0.01  # a SimDevice's unmask-eventfd thread: well under this
+_NONE_TRIGGER = 0x21  # ACTION_TRIGGER | DATA_NONE
+_TRIGGER_EVENTFD = 0x24
+_UNMASK_EVENTFD = 0x14
+# Rule groups of valid requests -> their kinds (vfio_hil.strategies.KINDS).
+_GROUPS = {
+    "enable": ("trigger_eventfd",),
+    "loopback": ("trigger_none", "trigger_bool"),
+    "intx_mask": ("mask", "unmask"),
+    "unmask_eventfd": ("unmask_eventfd",),
+}
+
+
+@dataclass
+class FuzzStats:
+    """What a machine class has run so far (the bench reads these)."""
+
+    examples: int = 0
+    steps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_failure: tuple[int, float, int] | None = None  # examples, seconds, steps
+    failures: int = 0
+    last_failure: list[Played] = field(default_factory=list)
+    final_failure: list[Played] = field(default_factory=list)  # hypothesis' shrunk one
+    counterexamples: list[Path] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+def default_out_dir() -> Path:
+    """VFIO_HIL_FUZZ_OUT, else $VFIO_HIL_RESULTS/counterexamples (the lab), else ./."""
+    if os.environ.get(OUT_ENV):
+        return Path(os.environ[OUT_ENV])
+    if os.environ.get("VFIO_HIL_RESULTS"):
+        return Path(os.environ["VFIO_HIL_RESULTS"]) / "counterexamples"
+    return Path("vfio-hil-counterexamples")
+
+
+def _default_reopen(open_kernel: Callable[[], Device]) -> Callable[[Device], Device]:
+    def reopen(device: Device) -> Device:
+        if isinstance(device, SimDevice):
+            return device.reopen()
+        device.close()
+        return open_kernel()
+
+    return reopen
+
+
+def _reopen_sim(device: Device) -> Device:
+    assert isinstance(device, SimDevice)
+    return device.reopen()
+
+
+def _sim_copy(device: SimDevice) -> SimDevice:
+    """The same simulated hardware and kernel, with the reference model."""
+    return SimDevice(
+        device.function,
+        kernel=device.profile,
+        edu=device.stimulus is not None,
+        name=f"twin:{device.name}",
+    )
+
+
+class MachineContext:
+    """One machine class's device, twin and run, opened at the first example."""
+
+    def __init__(
+        self,
+        open_kernel: Callable[[], Device],
+        twin_factory: Callable[[Device], SimDevice] | None,
+        reopen: Callable[[Device], Device] | None,
+        profile: KernelProfile | None,
+        out_dir: Path | None,
+        settle_s: float | None,
+        export: bool,
+    ) -> None:
+        self.open_kernel = open_kernel
+        self.twin_factory = twin_factory
+        self.reopen = reopen or _default_reopen(open_kernel)
+        self.profile = profile
+        self.out_dir = out_dir
+        self.settle_s = settle_s
+        self.export = export
+        self.stats = FuzzStats()
+        self.progress: Callable[[FuzzStats], None] | None = None  # every PROGRESS_S
+        self._reported = time.monotonic()
+        self._run: FuzzRun | None = None
+        self.counts: dict[int, int] = {}
+        self.facts: DeviceFacts | None = None
+        self.strategies: dict[str, st.SearchStrategy[SetIrqs]] = {}
+        self.group_indexes: dict[str, list[int]] = {}
+
+    @property
+    def run(self) -> FuzzRun:
+        if self._run is None:
+            self._run = self._open()
+        return self._run
+
+    def _open(self) -> FuzzRun:
+        device = self.open_kernel()
+        simulated = isinstance(device, SimDevice)
+        if self.twin_factory is not None:
+            twin = self.twin_factory(device)
+        elif isinstance(device, SimDevice) and self.profile is None:
+            twin = _sim_copy(device)
+        else:
+            twin = sim_twin(device, self.profile)
+        kernel = device.profile if isinstance(device, SimDevice) else running_kernel_profile()
+        self.counts = irq_counts(device)
+        self.facts = DeviceFacts.of(device, kernel, self.counts)
+        self._strategies()
+        closed = closed_fd_number()
+        settle = (
+            self.settle_s if self.settle_s is not None else SIM_SETTLE_S if simulated else SETTLE_S
+        )
+        return FuzzRun(
+            Side(device, self.reopen, SLOTS, closed),
+            RecordingSide(twin, _reopen_sim, SLOTS, closed),
+            settle,
+            simulated=simulated,
+        )
+
+    def _strategies(self) -> None:
+        counts = self.counts
+        for group, kinds in _GROUPS.items():
+            for index, n in counts.items():
+                try:
+                    strategy = requests({index: n}, validity="valid", kinds=kinds)
+                except InvalidArgument:
+                    continue  # e.g. mask kinds on an index other than INTx
+                self.strategies[f"{group}:{index}"] = strategy
+                self.group_indexes.setdefault(group, []).append(index)
+        self.strategies["invalid"] = requests(counts, validity="invalid")
+        for index in counts:
+            self.strategies[f"invalid:{index}"] = requests(
+                counts, validity="invalid", indexes=[index]
+            )
+            self.group_indexes.setdefault("invalid", []).append(index)
+        try:
+            self.strategies["any"] = requests(counts, validity="mixed")
+        except InvalidArgument:  # no index at all: only invalid requests exist
+            self.strategies["any"] = self.strategies["invalid"]
+
+    def active_indexes(self) -> set[int]:
+        """The indexes the model side has enabled (or, for ERR/REQ, a trigger on)."""
+        twin = self.run.model.device
+        assert isinstance(twin, SimDevice)
+        state = twin.model.state
+        active = {state.irq_type} if state.irq_type < IrqIndex.ERR else set()
+        active |= {IrqIndex.ERR} if state.err_trigger is not None else set()
+        active |= {IrqIndex.REQ} if state.req_trigger is not None else set()
+        return active
+
+    def sweepable(self) -> set[int]:
+        """Active indexes a loopback may touch (INTx with no trigger oopses before 2024)."""
+        twin = self.run.model.device
+        assert isinstance(twin, SimDevice)
+        intx = twin.model.state.intx
+        active = self.active_indexes()
+        if not twin.profile.persistent_intx and (intx is None or intx.trigger is None):
+            active.discard(IrqIndex.INTX)
+        return active
+
+    def sweep(self, index: int) -> SetIrqs:
+        """TRIGGER|NONE over the whole of an enabled index: shows every trigger.
+
+        On kernels before 6.5 the MSI/MSI-X range is the enabled ``num_ctx``.
+        """
+        twin = self.run.model.device
+        assert isinstance(twin, SimDevice)
+        state = twin.model.state
+        count = self.counts.get(index, 1)
+        if index in (IrqIndex.MSI, IrqIndex.MSIX) and not twin.profile.dyn_ctx and state.num_ctx:
+            count = state.num_ctx
+        return SetIrqs(_NONE_TRIGGER, index, 0, count)
+
+    def would_loop(self, step: Step) -> bool:
+        """Would ``step`` make one eventfd both the INTx trigger and its unmask eventfd?
+
+        With the line still asserted that never settles: the re-fire signals
+        the trigger, which is the unmask eventfd, which unmasks and re-fires
+        again (in the kernel too, through the virqfd and its workqueue, as far
+        as the code reads).  Counts then depend on timing, so the machine
+        leaves that configuration out.
+        """
+        if not isinstance(step, SetIrqs) or step.index != IrqIndex.INTX or not step.fds:
+            return False
+        action_data = step.flags & 0x3F
+        if action_data not in (_TRIGGER_EVENTFD, _UNMASK_EVENTFD):
+            return False
+        twin = self.run.model.device
+        assert isinstance(twin, SimDevice)
+        intx = twin.model.state.intx
+        if intx is None:
+            return False
+        other = intx.unmask if action_data == _TRIGGER_EVENTFD else intx.trigger
+        fd = self.run.model.resolve(step.fds[0])
+        return other is not None and getattr(other, "user_fd", None) == fd
+
+    def begin_example(self) -> None:
+        """Start an example from a clean device (a reopened one when simulated)."""
+        run = self.run
+        self.stats.examples += 1
+        if self.progress is not None and time.monotonic() - self._reported >= PROGRESS_S:
+            self._reported = time.monotonic()
+            self.progress(self.stats)
+        if run.simulated:
+            run.kernel.play(Reopen())
+            run.model.play(Reopen())
+        run.clean(cleanup_steps(self.counts))
+        run.steps = 0  # Disagreement numbers steps within the example
+
+    def failed(self, trace: list[Played], bad: Disagreement) -> str:
+        """Count a failure; on hypothesis' final (shrunk) run, write the files."""
+        stats = self.stats
+        stats.failures += 1
+        if stats.first_failure is None:
+            stats.first_failure = (stats.examples, stats.seconds, stats.steps)
+        stats.last_failure = list(trace)
+        if not is_final_run():
+            return ""
+        stats.final_failure = list(trace)
+        if not self.export:
+            return ""
+        assert self.facts is not None
+        out = self.out_dir or default_out_dir()
+        paths = write_counterexample(trace, self.facts, out, str(bad))
+        stats.counterexamples.extend(paths)
+        return "\ncounterexample written to " + " and ".join(str(p) for p in paths)
+
+    def close(self) -> None:
+        if self._run is not None:
+            run, self._run = self._run, None
+            run.close()
+            run.kernel.device.close()
+            run.model.device.close()
+
+
+def is_final_run() -> bool:
+    try:
+        return bool(current_build_context().is_final)
+    except InvalidArgument:  # driven by hand, outside @given: every run is final
+        return True

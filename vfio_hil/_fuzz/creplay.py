@@ -1,0 +1,141 @@
+"""A counterexample as a standalone C program for a real device.
+
+    gcc -Wall -Werror -o replay FILE.c && sudo ./replay 0000:00:03.0
+
+It opens the device through its group and the container (type1v2, type1 or
+no-IOMMU), creates one eventfd per slot, plays each step with the same
+ioctls and region accesses vfio-hil uses, and prints each step's return
+value or errno and every eventfd counter next to what the kernel side did
+when the run was recorded.  Exit status: 0 every step matched, 1 some step
+differed, 2 the device could not be opened.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from collections.abc import Sequence
+
+from vfio_hil._diff.cases import SLOTS
+from vfio_hil._diff.ops import (
+    Clear,
+    FdRef,
+    FdResolver,
+    Raise,
+    Reopen,
+    Reset,
+    SetDisIntx,
+    SetIrqs,
+    Step,
+    WriteEventfd,
+)
+from vfio_hil._fuzz.ctemplate import MAIN_END, PRELUDE
+from vfio_hil._fuzz.export import DeviceFacts
+from vfio_hil._fuzz.run import Played
+
+__all__ = ["c_program", "late_steps"]
+
+_EDU_RAISE, _EDU_ACK = 0x60, 0x64
+_INTX_OR_MSI = (0, 1)
+_INT_MIN = -(2**31)
+
+
+def late_steps(steps: Sequence[Step]) -> list[bool]:
+    """Which steps may signal after they return (``DifferentialRun``'s rule)."""
+    raised = False
+    late = []
+    for step in steps:
+        if isinstance(step, Raise):
+            raised = True
+        elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
+            raised = False
+        if isinstance(step, WriteEventfd):
+            late.append(True)
+        elif isinstance(step, Raise | SetDisIntx | Reopen):
+            late.append(raised)
+        else:
+            late.append(raised and isinstance(step, SetIrqs) and step.index in _INTX_OR_MSI)
+    return late
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fd(ref: FdRef) -> str:
+    if isinstance(ref, int):
+        return "(-2147483647 - 1)" if ref == _INT_MIN else str(ref)
+    if ref == "closed":
+        return "closed_fd"
+    if ref == "notfd":
+        return "not_eventfd"
+    return f"efd[{int(ref[1:])}]"
+
+
+def _set_irqs(step: SetIrqs) -> list[str]:
+    irqset = step.realize(FdResolver([0] * SLOTS, 0, 0))
+    total = len(irqset.pack()) - 20  # payload plus the zero padding IrqSet adds
+    argsz = irqset.argsz if irqset.argsz is not None else 20 + len(irqset.data)
+    header = f"{argsz & 0xFFFFFFFF}u, {step.flags & 0xFFFFFFFF:#x}u, {step.index & 0xFFFFFFFF}u"
+    header += f", {step.start & 0xFFFFFFFF}u, {step.count & 0xFFFFFFFF}u"
+    if step.fds:
+        items = ", ".join(_fd(ref) for ref in step.fds)
+        return [
+            f"\t\tint32_t fds[] = {{ {items} }};",
+            f"\t\tret = set_irqs({header}, fds, sizeof(fds), {total});",
+        ]
+    if step.bools:
+        items = ", ".join(str(b) for b in step.bools)
+        return [
+            f"\t\tuint8_t bools[] = {{ {items} }};",
+            f"\t\tret = set_irqs({header}, bools, sizeof(bools), {total});",
+        ]
+    return [f"\t\tret = set_irqs({header}, NULL, 0, {total});"]
+
+
+def _call(step: Step) -> list[str]:
+    if isinstance(step, SetIrqs):
+        return _set_irqs(step)
+    if isinstance(step, Raise | Clear):
+        register = _EDU_RAISE if isinstance(step, Raise) else _EDU_ACK
+        return [f"\t\tret = edu_write({register:#x}, {step.value & 0xFFFFFFFF:#x}u);"]
+    if isinstance(step, Reset):
+        return ["\t\tret = reset_device();"]
+    if isinstance(step, Reopen):
+        return ["\t\tret = reopen_device();"]
+    if isinstance(step, WriteEventfd):
+        return [f"\t\tret = write_eventfd({step.slot});"]
+    assert isinstance(step, SetDisIntx)
+    return [f"\t\tret = set_intx_disable({int(step.disable)});"]
+
+
+def _expected_ret(result: int | str) -> tuple[int, str]:
+    if isinstance(result, int):
+        return result, str(result)
+    code = getattr(_errno, result, None)
+    return (-code if code else -9999), result
+
+
+def c_program(trace: Sequence[Played], facts: DeviceFacts, scenario: str) -> str:
+    """The C source replaying ``trace``; ``scenario`` names the matching YAML file."""
+    late = late_steps([p.step for p in trace])
+    lines = [
+        PRELUDE.replace("@SLOTS@", str(SLOTS))
+        .replace("@SCENARIO@", scenario)
+        .replace("@DEVICE@", f"{facts.name}, kernel {facts.kernel.name}")
+    ]
+    if any(isinstance(p.step, Raise | Clear) for p in trace):
+        lines.append(f"\tedu_write({_EDU_ACK:#x}, 0xffffffffu); /* clear edu's interrupt status */")
+    for number, (played, is_late) in enumerate(zip(trace, late, strict=True), 1):
+        want, want_name = _expected_ret(played.kernel.result)
+        counters = ", ".join(str(n) for n in played.kernel.counters)
+        lines += [
+            f"\t/* step {number}: {repr(played.step).replace('*/', '* /')} */",
+            "\t{",
+            *_call(played.step),
+            f"\t\tstatic const uint64_t want[SLOTS] = {{ {counters} }};",
+            f"\t\tbad |= check({number}, {_c_string(repr(played.step))}, ret, {want}, "
+            f"{_c_string(want_name)}, want, {int(is_late)});",
+            "\t}",
+        ]
+    lines.append(MAIN_END)
+    return "\n".join(lines)

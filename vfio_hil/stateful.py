@@ -1,0 +1,309 @@
+"""A hypothesis state machine that drives a device and the model in lockstep.
+
+``make_machine(open_kernel)`` returns a ``RuleBasedStateMachine`` class whose
+rules play every kind of step (``vfio_hil._diff.ops``) on the device and on
+its simulated twin through ``DifferentialRun``: SET_IRQS requests of every
+kind (from ``vfio_hil.strategies``), device-raised interrupts where the
+device has a stimulus, reset, close/reopen, writes to eventfds (an
+unmask eventfd fires) and PCI_COMMAND INTx-disable writes.  After every step
+both sides must return the same value or errno and show the same counter on
+every eventfd; otherwise the step raises ``Divergence`` with the whole
+sequence, and the shrunk sequence is written as a scenario file and a C
+program (``vfio_hil._fuzz.export``).
+
+The device is opened once, at the first example; every example starts from a
+clean device: the cleanup steps disable every index, clear INTx-disable and
+the device's interrupt status (simulated devices are also reopened), so no
+function-scoped fixture is needed.
+
+```python
+from vfio_hil import SimDevice
+from vfio_hil.stateful import make_machine
+
+TestEdu = make_machine(lambda: SimDevice.edu(kernel="6.12")).TestCase
+```
+
+On real hardware: ``make_machine(lambda: open_device("0000:00:03.0"))`` (the
+model is the running kernel's profile; pass ``profile=`` to choose another).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hypothesis import note, settings
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from vfio_hil._device import Device
+from vfio_hil._diff.cases import SLOTS
+from vfio_hil._diff.ops import (
+    Clear,
+    Raise,
+    Reopen,
+    Reset,
+    SetDisIntx,
+    SetIrqs,
+    Step,
+    WriteEventfd,
+)
+from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
+from vfio_hil._fuzz.profiles import fuzz_settings, register_profiles
+from vfio_hil._fuzz.run import Played
+from vfio_hil._irq import IrqIndex
+from vfio_hil._model import KernelProfile
+from vfio_hil._sim.device import SimDevice
+
+__all__ = [
+    "OUT_ENV",
+    "DifferentialMachine",
+    "Divergence",
+    "FuzzStats",
+    "fuzz_settings",
+    "make_machine",
+]
+
+_NONE_TRIGGER = 0x21  # ACTION_TRIGGER | DATA_NONE
+_RAISE_VALUES = (1, 2, 3, 0x80000000)
+_CLEAR_VALUES = (0xFFFFFFFF, 1, 2)
+_FOCUS = 3  # an enabled index is drawn this many times as often as another
+
+register_profiles()
+
+
+class Divergence(AssertionError):  # noqa: N818 - names the event, as KernelOops does
+    """The device and the model disagreed on a step."""
+
+
+def _show(played: Played) -> str:
+    result = played.kernel.result
+    shown = f"returned {result}" if isinstance(result, int) else f"errno {result}"
+    fired = [f"e{k}={n}" for k, n in enumerate(played.kernel.counters) if n]
+    return shown + (f"; {' '.join(fired)}" if fired else "")
+
+
+def _present(index: int) -> Callable[[DifferentialMachine], bool]:
+    return lambda self: bool(self.context.counts.get(index))
+
+
+def _has_group(group: str) -> Callable[[DifferentialMachine], bool]:
+    return lambda self: bool(self.context.group_indexes.get(group))
+
+
+def _has_stimulus(self: DifferentialMachine) -> bool:
+    return self.context.run.kernel.device.stimulus is not None
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """Rules for every step kind; each step is played on both sides and compared.
+
+    Use ``make_machine``: it binds a subclass to a device.
+    """
+
+    context: ClassVar[MachineContext]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace: list[Played] = []
+        self.diverged = False
+        self.context.run  # noqa: B018 - open the device (and learn its counts) now
+
+    @classmethod
+    def close_device(cls) -> None:
+        """Close the device and its twin (the next example opens them again)."""
+        cls.context.close()
+
+    @classmethod
+    def stats(cls) -> FuzzStats:
+        return cls.context.stats
+
+    # --- the step ---------------------------------------------------------------------
+
+    def play(self, step: Step) -> None:
+        """Play ``step`` on both sides; raise ``Divergence`` if they disagree."""
+        ctx = self.context
+        if ctx.would_loop(step):
+            if currently_in_test_context():
+                note(f"skipped {step!r}: one eventfd as INTx trigger and unmask loops")
+            return
+        played, bad = ctx.run.step(step)
+        ctx.stats.steps += 1
+        self.trace.append(played)
+        if currently_in_test_context():
+            note(f"step {len(self.trace)}: {step!r} -> {_show(played)}")
+        if bad is not None:
+            self.diverged = True
+            where = ctx.failed(self.trace, bad)
+            steps = "\n".join(f"  {k}. {p.step!r}" for k, p in enumerate(self.trace, 1))
+            raise Divergence(
+                f"{ctx.run.kernel.device.name} and the model disagree after {len(self.trace)} "
+                f"steps:\n{steps}\n{bad}{where}"
+            )
+
+    def _focused(self, data: st.DataObject, group: str) -> SetIrqs:
+        """A valid request of ``group``, mostly on an index the model has enabled.
+
+        Steering, so that state builds up even when hypothesis' swarm testing
+        switches the ``enable`` rule off for an example: an enabled index is
+        drawn ``_FOCUS`` times as often as another, and a request for an index
+        the model side has not enabled is, half the time, that index's enable
+        (TRIGGER|EVENTFD) instead; a loopback on an enabled index is a third
+        of the time a sweep of all of it and a sixth of the time its disable.
+        """
+        ctx = self.context
+        indexes = ctx.group_indexes.get(group, [])
+        active = ctx.active_indexes()
+        pool = indexes + [i for i in indexes if i in active] * _FOCUS
+        index = data.draw(st.sampled_from(pool), label="index")
+        enable_first = group not in ("enable", "invalid") and index not in active
+        has_enable = f"enable:{index}" in ctx.strategies
+        if enable_first and has_enable and data.draw(st.booleans(), label="enable it first"):
+            group = "enable"
+        if group == "loopback" and index in ctx.sweepable():
+            how = data.draw(st.integers(0, 5), label="how")  # 0-2 as drawn, 3-4 sweep, 5 off
+            if how >= 3:
+                return ctx.sweep(index) if how < 5 else SetIrqs(_NONE_TRIGGER, index, 0, 0)
+        return data.draw(ctx.strategies[f"{group}:{index}"], label="step")
+
+    # --- rules ------------------------------------------------------------------------
+
+    @initialize()
+    def clean_device(self) -> None:
+        self.context.begin_example()
+        self.trace = []
+        self.diverged = False
+
+    def teardown(self) -> None:
+        """End every example with a sweep of each enabled index: hidden trigger
+        state that no step looked at (a trigger kept, lost or moved) shows here."""
+        if self.trace and not self.diverged:
+            for index in sorted(self.context.sweepable()):
+                self.play(self.context.sweep(index))
+
+    @precondition(_has_group("enable"))
+    @rule(data=st.data())
+    def enable(self, data: st.DataObject) -> None:
+        """TRIGGER|EVENTFD: enable, swap, de-assign (-1), bad fds.
+
+        A call that failed on an index that stays enabled is followed by a
+        sweep of that index: what a failure leaves behind (vectors unwound to
+        unassigned, an old trigger kept) is part of its contract.
+        """
+        step = self._focused(data, "enable")
+        self.play(step)
+        if isinstance(self.trace[-1].kernel.result, str) and step.index in self.context.sweepable():
+            self.play(self.context.sweep(step.index))
+
+    @precondition(_has_group("loopback"))
+    @rule(data=st.data())
+    def loopback(self, data: st.DataObject) -> None:
+        """TRIGGER|NONE and TRIGGER|BOOL: loopback; TRIGGER|NONE count 0 disables."""
+        self.play(self._focused(data, "loopback"))
+
+    @precondition(_present(IrqIndex.INTX))
+    @rule(data=st.data())
+    def intx_mask(self, data: st.DataObject) -> None:
+        """INTx MASK and UNMASK with NONE or BOOL."""
+        self.play(self._focused(data, "intx_mask"))
+
+    @precondition(_present(IrqIndex.INTX))
+    @rule(data=st.data())
+    def unmask_eventfd(self, data: st.DataObject) -> None:
+        """INTx UNMASK|EVENTFD: register or unregister the unmask eventfd."""
+        self.play(self._focused(data, "unmask_eventfd"))
+
+    @precondition(lambda self: bool(self.context.sweepable()))
+    @rule(data=st.data())
+    def probe(self, data: st.DataObject) -> None:
+        """Loopback over the whole of an enabled index: every trigger shows."""
+        active = sorted(self.context.sweepable())
+        self.play(self.context.sweep(data.draw(st.sampled_from(active), label="index")))
+
+    @rule(data=st.data())
+    def invalid_request(self, data: st.DataObject) -> None:
+        """A request every device with these counts refuses."""
+        self.play(self._focused(data, "invalid"))
+
+    @rule(data=st.data())
+    def any_request(self, data: st.DataObject) -> None:
+        """A valid or invalid request of any kind."""
+        self.play(data.draw(self.context.strategies["any"], label="step"))
+
+    @precondition(_has_stimulus)
+    @rule(value=st.sampled_from(_RAISE_VALUES))
+    def raise_irq(self, value: int) -> None:
+        """The device raises interrupt status bits (edu: INTx, or MSI vector 0)."""
+        self.play(Raise(value))
+
+    @precondition(_has_stimulus)
+    @rule(value=st.sampled_from(_CLEAR_VALUES))
+    def clear_irq(self, value: int) -> None:
+        """The device clears interrupt status bits."""
+        self.play(Clear(value))
+
+    @rule(step=st.sampled_from([Reset(), Reset(), Reopen()]))
+    def reset_or_reopen(self, step: Reset | Reopen) -> None:
+        """VFIO_DEVICE_RESET, or the last close and an open (a third of the time)."""
+        self.play(step)
+
+    @rule(slot=st.integers(0, SLOTS - 1))
+    def write_eventfd(self, slot: int) -> None:
+        """Write 1 to an eventfd slot: a registered unmask eventfd unmasks INTx."""
+        self.play(WriteEventfd(slot))
+
+    @precondition(_present(IrqIndex.INTX))
+    @rule(disable=st.booleans())
+    def intx_disable(self, disable: bool) -> None:
+        """Set or clear PCI_COMMAND.INTx-disable through config space."""
+        self.play(SetDisIntx(disable))
+
+
+def make_machine(
+    open_kernel: Callable[[], Device],
+    twin_factory: Callable[[Device], SimDevice] | None = None,
+    reopen: Callable[[Device], Device] | None = None,
+    *,
+    profile: KernelProfile | None = None,
+    settings: settings | str = "ci",
+    out_dir: Path | str | None = None,
+    settle_s: float | None = None,
+    export: bool = True,
+    name: str = "DifferentialMachine",
+    progress: Callable[[FuzzStats], None] | None = None,
+) -> type[DifferentialMachine]:
+    """A state machine class bound to one device; ``.TestCase`` runs it under pytest.
+
+    open_kernel:  opens the device under test (``open_device(addr)`` or a
+                  ``SimDevice`` factory); called once, at the first example.
+    twin_factory: builds the model side from the open device (default: a
+                  SimDevice with the device's capabilities and ``profile``,
+                  which defaults to a simulated device's own kernel or the
+                  running kernel for a real one).
+    reopen:       closes and reopens the device (default: ``SimDevice.reopen``
+                  for a simulated one, else close it and call ``open_kernel``).
+    settings:     a profile name (``ci``, ``dev``, ``fuzz``) or a settings object.
+    out_dir:      where failing runs write their counterexamples (default:
+                  ``VFIO_HIL_FUZZ_OUT``, else ``$VFIO_HIL_RESULTS/counterexamples``,
+                  else ``./vfio-hil-counterexamples``); ``export=False`` writes none.
+    settle_s:     how long steps that may signal late wait (default 30 ms on a
+                  real device, 10 ms when both sides are simulated).
+    progress:     called with the statistics every 10 s of a run.
+    """
+    context = MachineContext(
+        open_kernel,
+        twin_factory,
+        reopen,
+        profile,
+        Path(out_dir) if out_dir is not None else None,
+        settle_s,
+        export,
+    )
+    context.progress = progress
+    chosen = fuzz_settings(settings) if isinstance(settings, str) else settings
+    namespace: dict[str, Any] = {"context": context, "__doc__": DifferentialMachine.__doc__}
+    machine: type[DifferentialMachine] = type(name, (DifferentialMachine,), namespace)
+    machine.TestCase.settings = chosen
+    return machine
