@@ -2,7 +2,10 @@
 
     vfio-hil run [--device ADDRESS]... [--sim PRESET[@KERNEL]]... [--lab KERNEL] [-- PYTEST ARGS]
     vfio-hil diff TARGET [--seeds N]
+    vfio-hil fuzz (--device ADDRESS | --sim PRESET[@KERNEL] | --lab KERNEL) [--profile ci|dev|fuzz]
+    vfio-hil replay FILE [--device ADDRESS | --sim PRESET[:VECTORS][@KERNEL]]
     vfio-hil bench loopback [--lab KERNEL]
+    vfio-hil bench mutants [--only NAME]... [--no-shrink]
     vfio-hil devices
     vfio-hil info TARGET
     vfio-hil lab (run|fetch|kernels) ...
@@ -57,9 +60,18 @@ def make_parser() -> argparse.ArgumentParser:
     diff.add_argument("--seeds", type=int, default=20, help="random sequences (default 20)")
     diff.add_argument("--length", type=int, default=40, help="steps per sequence (default 40)")
 
-    bench = sub.add_parser("bench", help="benchmarks: loopback (Python against C)")
-    bench.add_argument("name", choices=["loopback"])
-    bench.add_argument("--lab", metavar="KERNEL", help="run it in the lab on KERNEL")
+    # fuzz, replay and bench mutants parse their own arguments (vfio_hil/_fuzz/cli.py).
+    for name, help_text in (
+        ("fuzz", "drive a device and the model in lockstep with hypothesis (fuzz --help)"),
+        ("replay", "play a scenario file, e.g. a counterexample (replay --help)"),
+    ):
+        forwarded = sub.add_parser(name, help=help_text, add_help=False)
+        forwarded.add_argument("args", nargs=argparse.REMAINDER)
+    bench = sub.add_parser(
+        "bench", help="benchmarks: loopback (Python against C), mutants (the fuzzer's power)"
+    )
+    bench.add_argument("name", choices=["loopback", "mutants"])
+    bench.add_argument("--lab", metavar="KERNEL", help="loopback: run it in the lab on KERNEL")
 
     sub.add_parser("devices", help="list PCI devices bound to vfio-pci")
     info = sub.add_parser("info", help="show GET_INFO and GET_IRQ_INFO of a target")
@@ -170,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vfio_hil._lab.cli import lab_main
 
         return lab_main(argv[1:])
+    if argv[:1] in (["fuzz"], ["replay"]) or argv[:2] == ["bench", "mutants"]:
+        from vfio_hil._fuzz import cli as fuzz_cli
+
+        command = {"fuzz": fuzz_cli.fuzz_main, "replay": fuzz_cli.replay_main}
+        return command.get(argv[0], fuzz_cli.bench_main)(argv[1:])
     args = make_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
