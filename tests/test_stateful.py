@@ -9,17 +9,22 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
 from vfio_hil import SimDevice, VfioPciModel
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import SetIrqs
+from vfio_hil._diff.ops import Clear, Raise, Reopen, Reset, SetDisIntx, SetIrqs, Step, WriteEventfd
+from vfio_hil._diff.runner import Observation
 from vfio_hil._fuzz.cli import bench_main, fuzz_main, replay_main
-from vfio_hil._fuzz.export import step_yaml
+from vfio_hil._fuzz.export import DeviceFacts, scenario_text, step_yaml
 from vfio_hil._fuzz.mutants import SecondUnmaskEventfdReplaces
 from vfio_hil._fuzz.profiles import DB_ENV, fuzz_settings
+from vfio_hil._fuzz.run import Played
+from vfio_hil._model import kernel_profile
 from vfio_hil._scenario import ExpectationError, load_scenario, parse_scenario, play_scenario
+from vfio_hil._scenario.expect import Expect
 from vfio_hil.cli import main as vfio_hil_main
 from vfio_hil.stateful import DifferentialMachine, Divergence, make_machine
 from vfio_hil.strategies import requests
@@ -125,6 +130,36 @@ def test_every_request_survives_the_trip_through_a_scenario_file(step: SetIrqs) 
     text = f"eventfds: {SLOTS}\nsteps:\n  - {step_yaml(step)}\n    expect: {{errno: EINVAL}}\n"
     parsed = parse_scenario(text, Path("trip.yaml"))
     assert parsed.steps[0].op == step
+
+
+_OTHER_STEPS = st.sampled_from(
+    [
+        *(Raise(1), Raise(0x80000000), Clear(), Clear(2), Reset(), Reopen()),
+        *(WriteEventfd(3), SetDisIntx(True), SetDisIntx(False)),
+    ]
+)
+_OBSERVATIONS = st.builds(
+    Observation,
+    st.one_of(st.integers(0, 0x7FFFFFFF), st.sampled_from(["EINVAL", "EBADF", "EBUSY"])),
+    st.lists(st.integers(0, 3), min_size=SLOTS, max_size=SLOTS).map(tuple),
+)
+_FACTS = DeviceFacts("0000:00:0b.0", kernel_profile("6.12"), VIRTIO, True, True, True)
+
+
+@settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.one_of(requests(VIRTIO), _OTHER_STEPS), _OBSERVATIONS), min_size=1))
+def test_every_trace_survives_the_trip_through_a_scenario_file(
+    trace: list[tuple[Step, Observation]],
+) -> None:
+    """Regression: a reset or reopen that observed a signal was written "- reset"
+    followed by an expect, which is not YAML (found on the lab's edu)."""
+    played = [Played(step, seen) for step, seen in trace]
+    parsed = parse_scenario(scenario_text(played, _FACTS, "why"), Path("trace.yaml"))
+    assert [s.op for s in parsed.steps] == [step for step, _ in trace]
+    for got, (_, seen) in zip(parsed.steps, trace, strict=True):
+        assert isinstance(got.expect, Expect)
+        assert got.expect.result == seen.result
+        assert got.expect.counters(SLOTS) == seen.counters
 
 
 def test_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex, IrqInfoFlag
-from vfio_hil._model import KernelProfile, PciFunction, kernel_profile
+from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil._sim.edu import EDU_DEVICE, EDU_VENDOR
 
@@ -76,8 +76,13 @@ def function_of(device: Device, profile: KernelProfile) -> PciFunction:
     )
 
 
-def sim_twin(device: Device, profile: KernelProfile | None = None) -> SimDevice:
-    """A SimDevice with ``device``'s IRQ capabilities and, for edu, its stimulus."""
+def sim_twin(
+    device: Device,
+    profile: KernelProfile | None = None,
+    model: type[VfioPciModel] = VfioPciModel,
+) -> SimDevice:
+    """A SimDevice with ``device``'s IRQ capabilities and, for edu, its stimulus,
+    answered by ``model`` (a subclass of the reference: e.g. a mutant)."""
     profile = profile or running_kernel_profile()
     cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
     vendor, dev_id = struct.unpack("<HH", device.read_region(cfg, 0, 4))
@@ -85,6 +90,7 @@ def sim_twin(device: Device, profile: KernelProfile | None = None) -> SimDevice:
     return SimDevice(
         function_of(device, profile),
         kernel=profile,
+        model=model,
         edu=edu,
         name=f"twin:{device.name}",
         vendor=vendor,

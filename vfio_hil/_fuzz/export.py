@@ -35,10 +35,10 @@ from vfio_hil._diff.twin import function_of
 from vfio_hil._fuzz.run import Played
 from vfio_hil._irq import IrqIndex
 from vfio_hil._model import KernelProfile
+from vfio_hil._scenario.steps import FLAG_NAMES
 
 __all__ = ["DeviceFacts", "scenario_text", "step_yaml", "write_counterexample"]
 
-_NAMES = {"NONE": 1, "BOOL": 2, "EVENTFD": 4, "MASK": 8, "UNMASK": 16, "TRIGGER": 32}
 _TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER
 _MASK = u.VFIO_IRQ_SET_ACTION_MASK
 _UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
@@ -83,7 +83,7 @@ def _bytes(data: bytes) -> str:
 def _flags(flags: int) -> str:
     if not flags or flags & ~0x3F:
         return _num(flags)
-    return "|".join(name for name, bit in _NAMES.items() if flags & bit)
+    return "|".join(name for name, bit in FLAG_NAMES.items() if flags & bit)
 
 
 def _args(**fields: str) -> str:
@@ -210,10 +210,13 @@ def scenario_text(trace: Sequence[Played], facts: DeviceFacts, why: str) -> str:
         "steps:",
     ]
     for played in trace:
-        lines.append(f"  - {step_yaml(played.step)}")
-        expect = _expect(played.kernel)
-        if expect is not None:
-            lines.append(f"    expect: {expect}")
+        step, expect = step_yaml(played.step), _expect(played.kernel)
+        if expect is None:
+            lines.append(f"  - {step}")
+            continue
+        # A bare "- reset" cannot carry an expect: the mapping form "reset:" can.
+        lines.append(f"  - {step}" if ":" in step else f"  - {step}:")
+        lines.append(f"    expect: {expect}")
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,7 @@ from vfio_hil._irq import IrqIndex
 from vfio_hil._scenario.expect import ByKernel, Expect, parse_expect, slot_number
 from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
 
-__all__ = ["KINDS", "ScenarioStep", "parse_step"]
+__all__ = ["FLAG_NAMES", "KINDS", "ScenarioStep", "parse_step"]
 
 _NONE = u.VFIO_IRQ_SET_DATA_NONE
 _BOOL = u.VFIO_IRQ_SET_DATA_BOOL
@@ -35,7 +35,8 @@ _EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD
 _MASK = u.VFIO_IRQ_SET_ACTION_MASK
 _UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
 _TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER
-_FLAG_NAMES = {
+# The names a scenario file writes flags with (the fuzzer writes them back).
+FLAG_NAMES = {
     "NONE": _NONE,
     "BOOL": _BOOL,
     "EVENTFD": _EVENTFD,
@@ -115,13 +116,13 @@ def _flags(node: Node) -> int:
     value = 0
     for part in text.split("|"):
         name = part.strip().removeprefix("DATA_").removeprefix("ACTION_")
-        if name not in _FLAG_NAMES:
-            hint = did_you_mean(name, _FLAG_NAMES)
+        if name not in FLAG_NAMES:
+            hint = did_you_mean(name, FLAG_NAMES)
             raise node.fail(
                 f"unknown flag {part.strip()!r}{hint}: use a number or names joined with | "
-                f"from {', '.join(_FLAG_NAMES)}"
+                f"from {', '.join(FLAG_NAMES)}"
             )
-        value |= _FLAG_NAMES[name]
+        value |= FLAG_NAMES[name]
     return value
 
 
