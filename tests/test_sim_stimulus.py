@@ -177,3 +177,37 @@ def test_an_unmask_eventfd_registered_right_after_another_is_serviced(
             stim(dev).clear_irq()
             dev.set_irqs(IrqSet.unmask_eventfd(INTX, -1))
             dev.set_irqs(IrqSet.unmask(INTX))
+
+
+def test_an_unmask_eventfd_holding_a_count_unmasks_once_and_keeps_it(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    """Lab fact (6.12.118, tests/guest/test_unmask_eventfd_guest.py): a count
+    already in the eventfd at registration runs the unmask once
+    (vfio_virqfd_enable) and stays there; the next write takes it all."""
+    trigger, unmask = make_eventfds(2)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    stim(edu).raise_irq(1)
+    assert trigger.read() == 1
+    unmask.write(1)
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, unmask))
+    assert trigger.wait(2.0) == 1  # unmasked, the line still up: one re-fire
+    assert trigger.wait(0.05) == 0  # and only one (the sim once fired twice)
+    assert unmask.read() == 1  # the count was not taken
+    unmask.write(1)
+    assert trigger.wait(2.0) == 1
+    assert unmask.read() == 0  # virqfd_wakeup took it
+
+
+def test_writes_to_the_unmask_eventfd_take_effect_before_the_next_operation(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    """The kernel consumes a write inside write(2); unregistering right after
+    two writes leaves nothing in the eventfd (lab: 6.12.118)."""
+    trigger, unmask = make_eventfds(2)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, unmask))
+    unmask.write(1)
+    unmask.write(1)
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, -1))
+    assert unmask.read() == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import threading
-import time
 from typing import Any
 
 from vfio_hil import _uapi as u
@@ -171,6 +170,7 @@ class SimDevice:
     def set_irqs(self, irqset: IrqSet) -> int:
         self._check_open("VFIO_DEVICE_SET_IRQS")
         with self._lock:
+            self._watcher.catch_up()
             ret = self.model.ioctl_set_irqs(irqset.pack())
             self._follow_unmask_eventfd()
         if ret < 0:
@@ -180,6 +180,7 @@ class SimDevice:
     def reset(self) -> None:
         self._check_open("VFIO_DEVICE_RESET")
         with self._lock:
+            self._watcher.catch_up()
             ret = self.model.reset()
         if ret < 0:
             raise VfioError(-ret, "VFIO_DEVICE_RESET")
@@ -197,6 +198,7 @@ class SimDevice:
 
     def read_region(self, index: int, offset: int, size: int) -> bytes:
         with self._lock:
+            self._watcher.catch_up()
             if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
                 self._check_range(index, offset, size, "read")
                 return self._config.read(offset, size)
@@ -206,6 +208,7 @@ class SimDevice:
 
     def write_region(self, index: int, offset: int, data: bytes) -> None:
         with self._lock:
+            self._watcher.catch_up()
             if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
                 self._check_range(index, offset, len(data), "write")
                 self._config.write(offset, data)
@@ -219,26 +222,22 @@ class SimDevice:
         if self._closed:
             return
         with self._lock:
+            self._watcher.catch_up()
             self.model.close_device()
             self._follow_unmask_eventfd()
             self._closed = True
         self._watcher.stop()
 
     def quiesce(self, timeout_s: float = 1.0) -> bool:
-        """Wait until every write to the unmask eventfd has had its effect.
+        """Let every write to the unmask eventfd so far take effect, now.
 
-        The kernel runs the unmask inside the writer's ``write(2)``; here a
-        thread does it soon after.  Returns False if it is still busy after
-        ``timeout_s`` (a bug: the thread is stuck or never started).
+        The kernel unmasks inside the writer's ``write(2)``; here a thread
+        does it soon after, and every device operation first catches up.
+        Returns True (``timeout_s`` is kept for callers written for a wait).
         """
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._lock:
-                if self._watcher.idle():
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.0002)
+        with self._lock:
+            self._watcher.catch_up()
+        return True
 
     def reopen(self) -> SimDevice:
         """Close, then open the same function again: device-side state persists."""

@@ -1,9 +1,15 @@
 """The simulated virqfd: a write to the INTx unmask eventfd unmasks.
 
-In the kernel, ``virqfd_wakeup`` runs inside the writer's ``write(2)`` and the
-re-fire goes to a workqueue; here a small thread polls the registered
-eventfd and calls back under the device lock, so the effect is likewise
-"soon after the write".  The thread exits when nothing is registered.
+In the kernel, ``virqfd_wakeup`` runs inside the writer's ``write(2)``: it
+takes the eventfd's count and unmasks, and the re-fire goes to a workqueue.
+A count already pending when the eventfd is registered runs the handler once
+(``vfio_virqfd_enable``, which the model does) and stays in the eventfd.
+
+Here the eventfd is watched edge-triggered (``EPOLLET``: every write is an
+event, a count that was there before is not), by a small thread that calls
+back under the device lock soon after a write, and by ``catch_up``, which
+the device calls under its lock before every operation, so an operation
+never runs before the effect of a write that came earlier.
 """
 
 from __future__ import annotations
@@ -36,12 +42,22 @@ class UnmaskWatcher:
         self._fired = fired
         self._released = released
         self._ref: HeldEventfd | None = None
+        self._epoll: select.epoll | None = None  # the writes to _ref, edge-triggered
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread: threading.Thread | None = None
 
     def watch(self, ref: HeldEventfd | None) -> None:
         """Follow ``ref`` (None: stop).  Call with the device lock held."""
+        if ref is self._ref:
+            return
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
         self._ref = ref
+        if ref is not None and ref.fd >= 0:
+            self._epoll = select.epoll()
+            self._epoll.register(ref.fd, select.EPOLLIN | select.EPOLLET)
+            self._epoll.poll(0)  # a count from before registration is no write
         os.eventfd_write(self._wake, 1)
         # The thread clears _thread under the lock as it decides to exit, so
         # a registration can never land on a thread that is on its way out.
@@ -49,13 +65,12 @@ class UnmaskWatcher:
             self._thread = threading.Thread(target=self._run, name="vfio-hil-virqfd", daemon=True)
             self._thread.start()
 
-    def idle(self) -> bool:
-        """Nothing left to do: no eventfd followed, or it holds no count.
-
-        Call with the device lock held (the thread fires under it).
-        """
-        ref = self._ref
-        return ref is None or ref.fd < 0 or not _readable(ref.fd)
+    def catch_up(self) -> None:
+        """Take the effect of every write so far.  Call with the device lock held."""
+        ref, epoll = self._ref, self._epoll
+        if ref is not None and epoll is not None and epoll.poll(0):
+            self._eventfds.drain(ref)  # eventfd_ctx_do_read() in virqfd_wakeup()
+            self._fired()
 
     def stop(self) -> None:
         with self._lock:
@@ -68,27 +83,22 @@ class UnmaskWatcher:
     def _run(self) -> None:
         while True:
             with self._lock:
-                ref = self._ref
-                if ref is None or ref.fd < 0:
+                ref, epoll = self._ref, self._epoll
+                if ref is None or epoll is None:
                     self._thread = None
                     return
+                watched = epoll.fileno()
             poller = select.poll()
             poller.register(self._wake, select.POLLIN)
-            poller.register(ref.fd, select.POLLIN)
+            poller.register(watched, select.POLLIN)  # readable: a write is waiting
             events = dict(poller.poll(_LIVENESS_PERIOD_MS))
             if events.get(self._wake):
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self._wake)
             with self._lock:
-                if self._ref is not ref:
-                    continue
-                if not ref.user_fd_alive():
+                if self._epoll is not epoll:
+                    continue  # re-registered meanwhile: look again
+                if ref.user_fd_alive():
+                    self.catch_up()
+                else:
                     self._released()
-                elif events.get(ref.fd) and self._eventfds.drain(ref):
-                    self._fired()
-
-
-def _readable(fd: int) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
