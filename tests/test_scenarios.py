@@ -286,6 +286,22 @@ def test_requirements_pass_and_the_scenario_runs(scenario_dir: pytest.Pytester) 
     result.stdout.fnmatch_lines(["*sim:edu@6.12: needs MSIX count >= 8; sim:edu has 0"])
 
 
+def test_exact_counts_select_only_a_device_with_those_counts(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    scenario_dir.makefile(
+        ".yaml", exact="requires: {counts: {MSIX: 8, INTX: 1}}\nsteps:\n  - reset\n"
+    )
+    result = run(scenario_dir, "virtio_msix@6.12,edu@6.12")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*sim:virtio_msix@6.12: needs MSIX count == 8; sim:virtio_msix:64 has 64",
+            "*sim:edu@6.12: needs MSIX count == 8; sim:edu has 0",
+        ]
+    )
+
+
 # --- malformed files -----------------------------------------------------------------------
 
 MALFORMED = {
@@ -320,6 +336,10 @@ MALFORMED = {
     "bad_kernel_range": (
         "steps:\n  - reset:\n    expect: {'=>6.5': 0}\n",
         "bad.yaml:3: step 1 (reset): bad kernel range '=>6.5'*",
+    ),
+    "bad_exact_count": (
+        "requires:\n  counts: {MSX: 8}\nsteps:\n  - reset\n",
+        "bad.yaml:2: bad index 'MSX' in requires.counts (did you mean 'MSIX'?)*",
     ),
     "invalid_yaml": (
         "steps:\n  - enable: {index: INTX\n",

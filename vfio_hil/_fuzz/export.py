@@ -180,6 +180,8 @@ def _requires(facts: DeviceFacts, steps: Sequence[Step]) -> str:
         fields["dyn_msix"] = "true" if facts.dyn_msix else "false"
     if any(isinstance(s, Reset) for s in steps):
         fields["reset"] = "true" if facts.can_reset else "false"
+    # Expectations past an index's end hold for exactly these counts.
+    fields["counts"] = _args(**{_index(i): str(n) for i, n in sorted(counts.items())})
     fields["kernel"] = '"==' + ".".join(map(str, facts.kernel.version)) + '"'
     return _args(**fields)
 
@@ -201,7 +203,7 @@ def scenario_text(trace: Sequence[Played], facts: DeviceFacts, why: str) -> str:
         "# Found by vfio-hil's differential fuzzer (vfio_hil.stateful); the",
         "# expectations are what the kernel side did, so a correct device passes.",
         f"# Device: {facts.name}, kernel {facts.kernel.name}; GET_IRQ_INFO counts: {counts}.",
-        "# Expectations past an index's end assume exactly these counts:",
+        "# requires: names exactly these counts; a device with them:",
         f"#   vfio-hil replay FILE {_replay_target(facts)}",
         *(f"# {line}" for line in why.splitlines()),
         "name: " + json.dumps(f"fuzz counterexample on {facts.name} ({len(trace)} steps)"),

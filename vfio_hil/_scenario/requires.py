@@ -1,7 +1,8 @@
 """``requires:``: what a target must have for a scenario to run on it.
 
 Keys: ``irq`` (an index name or a list) with ``min_count`` (default 1),
-``msi`` / ``msix`` (minimum vector counts), ``stimulus``, ``pcie``,
+``msi`` / ``msix`` (minimum vector counts), ``counts`` (exact GET_IRQ_INFO
+counts per index name, as a counterexample needs), ``stimulus``, ``pcie``,
 ``dyn_msix``, ``reset`` (true or false) and ``kernel`` (a range).  A target
 that falls short is skipped with the reason.
 """
@@ -20,7 +21,10 @@ from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
 
 __all__ = ["Requires", "parse_requires"]
 
-_KEYS = ("irq", "min_count", "msi", "msix", "stimulus", "pcie", "dyn_msix", "reset", "kernel")
+_KEYS = (
+    *("irq", "min_count", "msi", "msix", "counts"),
+    *("stimulus", "pcie", "dyn_msix", "reset", "kernel"),
+)
 _INDEX_NAMES = [i.name for i in IrqIndex]
 _MAX_VECTORS = 2048
 
@@ -33,6 +37,7 @@ class Requires:
     dyn_msix: bool | None = None
     reset: bool | None = None
     kernel: KernelRange | None = None
+    exact: tuple[tuple[int, int], ...] = ()  # (index, the GET_IRQ_INFO count it must have)
 
     def unmet(self, device: Device, profile: KernelProfile) -> str | None:
         """Why ``device`` under ``profile`` cannot run the scenario, or None."""
@@ -43,6 +48,10 @@ class Requires:
             count = _count(device, index)
             if count < least:
                 return f"needs {IrqIndex(index).name} count >= {least}; {name} has {count}"
+        for index, exact in self.exact:
+            count = _count(device, index)
+            if count != exact:
+                return f"needs {IrqIndex(index).name} count == {exact}; {name} has {count}"
         if self.stimulus is not None and (device.stimulus is not None) != self.stimulus:
             return f"needs a device {'with' if self.stimulus else 'without'} a stimulus (edu)"
         fn = function_of(device, profile)
@@ -94,6 +103,7 @@ def parse_requires(node: Node | None) -> Requires:
         if key in entries:
             least = entries[key].integer(key, 1, _MAX_VECTORS)
             counts[int(index)] = max(least, counts.get(int(index), 0))
+    exact = _exact_counts(entries["counts"]) if "counts" in entries else {}
     kernel = None
     if "kernel" in entries:
         text = entries["kernel"].string("kernel")
@@ -112,4 +122,18 @@ def parse_requires(node: Node | None) -> Requires:
         flag("dyn_msix"),
         flag("reset"),
         kernel,
+        tuple(sorted(exact.items())),
     )
+
+
+def _exact_counts(node: Node) -> dict[int, int]:
+    exact = {}
+    for key, value in node.mapping("requires.counts").items():
+        if key not in _INDEX_NAMES:
+            raise SchemaError(
+                node.key_lines[key],
+                f"bad index {key!r} in requires.counts{did_you_mean(key, _INDEX_NAMES)}: "
+                f"use one of {', '.join(_INDEX_NAMES)}",
+            )
+        exact[int(IrqIndex[key])] = value.integer(f"requires.counts.{key}", 0, _MAX_VECTORS)
+    return exact
