@@ -7,7 +7,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests._outcome import answer, closed_fd
-from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice
+from vfio_hil import (
+    CountingEventfds,
+    EventFd,
+    IrqIndex,
+    IrqSet,
+    PciFunction,
+    SimDevice,
+    VfioPciModel,
+    kernel_profile,
+)
 
 INTX = IrqIndex.INTX
 KERNELS = ["6.1", "6.12", "7.2", "7.3"]
@@ -245,3 +254,25 @@ def test_pre_2024_loopback_without_trigger_is_a_kernel_oops() -> None:
         enable(dev, -1)
         with pytest.raises(KernelOops, match="CVE-2024-26812"):
             dev.set_irqs(IrqSet.trigger(INTX))
+
+
+def test_a_signal_to_the_unmask_eventfd_is_taken_and_unmasks_in_the_model_too() -> None:
+    """The pure model (CountingEventfds, what vfio_model mirrors with): REQ's
+    trigger is also the INTx unmask eventfd, so a REQ loopback's signal is
+    taken by the virqfd and clears the user's INTx mask (lab: 6.1.192)."""
+    fds = CountingEventfds()
+    model = VfioPciModel(PciFunction(intx_pin=True, pcie=True), kernel_profile("6.1"), fds)
+    model.open_device()
+    intx, shared = fds.open(), fds.open()
+    for request in (
+        IrqSet.eventfds(INTX, 0, [intx]),
+        IrqSet.unmask_eventfd(INTX, shared),
+        IrqSet.eventfds(IrqIndex.REQ, 0, [shared]),
+        IrqSet.mask(INTX),
+    ):
+        assert model.ioctl_set_irqs(request.pack()) == 0
+    assert model.state.intx is not None
+    assert model.state.intx.masked
+    assert model.ioctl_set_irqs(IrqSet.trigger(IrqIndex.REQ).pack()) == 0
+    assert fds.read(shared) == 0
+    assert not model.state.intx.masked

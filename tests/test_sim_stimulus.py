@@ -211,3 +211,21 @@ def test_writes_to_the_unmask_eventfd_take_effect_before_the_next_operation(
     unmask.write(1)
     edu.set_irqs(IrqSet.unmask_eventfd(INTX, -1))
     assert unmask.read() == 0
+
+
+def test_a_trigger_that_is_also_the_unmask_eventfd_is_taken_by_the_virqfd(
+    edu: SimDevice, make_eventfds: MakeFds
+) -> None:
+    """Lab fact (6.1.192, found by the fuzzer): REQ's trigger registered as the
+    INTx unmask eventfd too; a REQ loopback's signal is taken at once by the
+    virqfd (it reads 0) and unmasks INTx, so a still-asserted line re-fires."""
+    intx, shared = make_eventfds(2)
+    edu.set_irqs(IrqSet.eventfds(INTX, 0, [intx]))
+    edu.set_irqs(IrqSet.unmask_eventfd(INTX, shared))
+    edu.set_irqs(IrqSet.eventfds(IrqIndex.REQ, 0, [shared]))
+    stim(edu).raise_irq(1)
+    assert intx.read() == 1  # fired and automasked
+    edu.set_irqs(IrqSet.trigger(IrqIndex.REQ))
+    assert shared.read() == 0
+    assert intx.wait(2.0) == 1  # unmasked with the line up: the re-fire
+    assert intx.wait(0.05) == 0

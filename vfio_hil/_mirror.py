@@ -56,6 +56,15 @@ class _CountingRealEventfds:
     def pending(self, ref: object) -> int:
         return 0
 
+    def same(self, a: object, b: object) -> bool:
+        assert isinstance(a, _Ref)
+        assert isinstance(b, _Ref)
+        return a.identity == b.identity and a.identity not in ("", "?")  # "?": no eventfd-id
+
+    def drain(self, ref: object) -> int:
+        assert isinstance(ref, _Ref)
+        return self.counts.pop(ref.identity, 0)
+
 
 class ModelMirror:
     """The model's view of one device; ``take(efd)`` is what it expects read."""

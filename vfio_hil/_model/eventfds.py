@@ -33,6 +33,12 @@ class EventfdTable(Protocol):
     def pending(self, ref: EventfdRef) -> int:
         """The eventfd's current counter (virqfd looks at it on registration)."""
 
+    def same(self, a: EventfdRef, b: EventfdRef) -> bool:
+        """Do two references name one eventfd (one ``eventfd_ctx``)?"""
+
+    def drain(self, ref: EventfdRef) -> int:
+        """Take the counter (``eventfd_ctx_do_read``); what it was."""
+
 
 @dataclass(eq=False)
 class Counter:
@@ -98,6 +104,14 @@ class CountingEventfds:
     def pending(self, ref: EventfdRef) -> int:
         assert isinstance(ref, Counter)
         return ref.value
+
+    def same(self, a: EventfdRef, b: EventfdRef) -> bool:
+        return a is b
+
+    def drain(self, ref: EventfdRef) -> int:
+        assert isinstance(ref, Counter)
+        value, ref.value = ref.value, 0
+        return value
 
     def _new_fd(self) -> int:
         fd, self.next_fd = self.next_fd, self.next_fd + 1

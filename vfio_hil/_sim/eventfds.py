@@ -85,8 +85,17 @@ class RealEventfds:
         poller.register(ref.fd, select.POLLIN)
         return 1 if poller.poll(0) else 0
 
-    def drain(self, ref: HeldEventfd) -> int:
+    def same(self, a: object, b: object) -> bool:
+        assert isinstance(a, HeldEventfd)
+        assert isinstance(b, HeldEventfd)
+        if a is b:
+            return True
+        known = a.identity not in ("", "?")  # "?": no eventfd-id in fdinfo (old kernel)
+        return known and a.identity == b.identity
+
+    def drain(self, ref: object) -> int:
         """``eventfd_ctx_do_read``: take the counter, as virqfd_wakeup does."""
+        assert isinstance(ref, HeldEventfd)
         try:
             return os.eventfd_read(ref.fd)
         except BlockingIOError:

@@ -68,8 +68,9 @@ class UnmaskWatcher:
     def catch_up(self) -> None:
         """Take the effect of every write so far.  Call with the device lock held."""
         ref, epoll = self._ref, self._epoll
-        if ref is not None and epoll is not None and epoll.poll(0):
-            self._eventfds.drain(ref)  # eventfd_ctx_do_read() in virqfd_wakeup()
+        # eventfd_ctx_do_read() in virqfd_wakeup(); nothing to take: the model
+        # took it already, inside its own signal of a trigger sharing the eventfd.
+        if ref is not None and epoll is not None and epoll.poll(0) and self._eventfds.drain(ref):
             self._fired()
 
     def stop(self) -> None:
