@@ -268,8 +268,11 @@ class MachineContext:
         return "\ncounterexample written to " + " and ".join(str(p) for p in paths)
 
     def close(self) -> None:
+        """Leave the device as it was found (nothing enabled, no interrupt
+        status raised), then close it and its twin."""
         if self._run is not None:
             run, self._run = self._run, None
+            run.clean(cleanup_steps(self.counts))
             run.close()
             run.kernel.device.close()
             run.model.device.close()

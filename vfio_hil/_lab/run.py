@@ -40,6 +40,9 @@ DEFAULT_TIMEOUT_S = 900.0
 # the output and exit code still reach the results directory.
 GUEST_GRACE_S = 20.0
 KILL_GRACE_S = 5.0
+# Guests running now, so that stop_all_guests() can end runs started in threads.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
 CONSOLE_TAIL = 30
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Results the guest writes; cleared before each run so stale ones never count.
@@ -304,6 +307,8 @@ def run_one(
         start_new_session=True,
     )
     assert proc.stdout is not None
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     reader = _Reader(proc.stdout, kdir / "console.log", scanner, t0, echo, verbose, kernel.name)
     reader.start()
     try:
@@ -314,11 +319,23 @@ def run_one(
     finally:
         # Also reached on KeyboardInterrupt: never leave a QEMU behind.
         _kill_group(proc)
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
         reader.join(timeout=10)
         proc.stdout.close()
     result.total_seconds = time.monotonic() - t0
     _judge(result, scanner, reader.tail)
     return result
+
+
+def stop_all_guests() -> int:
+    """Kill every guest this process is running (runs in other threads end
+    as if their guest died); how many there were."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _kill_group(proc)
+    return len(running)
 
 
 def run_lab(
@@ -404,4 +421,4 @@ def show_commands(
     return "\n".join(parts)
 
 
-__all__ = ["LabResult", "run_lab", "run_one", "show_commands"]
+__all__ = ["LabResult", "run_lab", "run_one", "show_commands", "stop_all_guests"]

@@ -119,7 +119,8 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
 
 @pytest.fixture
 def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]:
-    """The target, opened for this test; afterwards every index is disabled and it is closed."""
+    """The target, opened for this test; afterwards every index is disabled, the
+    device's interrupt status cleared (where it has a stimulus) and it is closed."""
     from vfio_hil._errors import VfioError
     from vfio_hil._irq import IrqIndex, IrqSet
     from vfio_hil._mirror import ModelMirror, TrackedDevice
@@ -132,6 +133,9 @@ def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]
         for index in IrqIndex:
             with contextlib.suppress(VfioError):  # EINVAL: that index was not on
                 device.set_irqs(IrqSet.disable(index))
+        stimulus = getattr(device, "stimulus", None)
+        if stimulus is not None:  # a raised status would leak into the next test
+            stimulus.clear_irq()
         device.close()
 
 
