@@ -223,6 +223,8 @@ def test_fuzz_in_the_lab_runs_the_module_on_every_guest_device(
             "run",
             "--kernel",
             "6.12",
+            "--timeout",
+            "2400.0",
             "--",
             sys.executable,
             "-m",

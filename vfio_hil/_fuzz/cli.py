@@ -31,6 +31,7 @@ __all__ = ["bench_main", "fuzz_main", "replay_main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _PROFILES = ("ci", "dev", "fuzz")
+LAB_TIMEOUT_S = 2400.0
 
 
 def _fuzz_parser() -> argparse.ArgumentParser:
@@ -50,6 +51,14 @@ def _fuzz_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=_PROFILES, default="ci")
     parser.add_argument("--max-examples", type=int, metavar="N", help="override the profile's")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=LAB_TIMEOUT_S,
+        metavar="S",
+        help=f"--lab: hard limit per guest (default {LAB_TIMEOUT_S:.0f} s; the ci profile "
+        "takes ~16 min under TCG)",
+    )
     return parser
 
 
@@ -93,7 +102,8 @@ def fuzz_main(argv: Sequence[str]) -> int:
         inner = [sys.executable, "-m", "vfio_hil.cli", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
         inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
-        return lab_main(["run", "--kernel", args.lab, "--", *inner])
+        timeout = ["--timeout", str(args.timeout)]
+        return lab_main(["run", "--kernel", args.lab, *timeout, "--", *inner])
     from vfio_hil._targets import parse_target
 
     specs = [f"sim:{args.sim.removeprefix('sim:')}"] if args.sim else list(args.device or [])

@@ -7,14 +7,17 @@
 
 Exit status of ``run``: 0 when the command passed on every kernel, 1 when it
 failed on some kernel (nonzero exit), 3 when a guest failed (timeout, boot
-failure, kernel Oops/BUG/panic/lockup), 2 for usage and setup errors.
+failure, kernel Oops/BUG/panic/lockup), 2 for usage and setup errors, 130
+when stopped by Ctrl-C or SIGTERM (the guest is killed first).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from vfio_hil._lab.qemu import PRESETS
 from vfio_hil._lab.run import DEFAULT_TIMEOUT_S, run_lab, show_commands
 
 EXIT_OK, EXIT_COMMAND_FAILED, EXIT_USAGE, EXIT_GUEST_FAILED = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,12 +159,26 @@ def _list() -> int:
     return EXIT_OK
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through run_one, which kills the guest
+
+
 def lab_main(argv: list[str]) -> int:
     """``vfio-hil lab ...``; returns the process exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.action == "run":
-            return _run(args)
+            # SIGTERM (a CI runner's cancel) must not leave a QEMU behind either.
+            in_main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+            try:
+                return _run(args)
+            except KeyboardInterrupt:
+                print("vfio-hil lab: stopped; no guest is left running", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         if args.action == "fetch":
             for k in _kernels(args.kernel, refresh=args.refresh):
                 print(f"{k.name}: {k.release} (upstream {k.upstream}, {k.source}) {k.vmlinuz}")
