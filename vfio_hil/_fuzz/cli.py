@@ -34,6 +34,16 @@ _PROFILES = ("ci", "dev", "fuzz")
 LAB_TIMEOUT_S = 2400.0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number, not {text!r}")
+    return value
+
+
 def _fuzz_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vfio-hil fuzz",
@@ -49,7 +59,9 @@ def _fuzz_parser() -> argparse.ArgumentParser:
         help="every address in VFIO_HIL_DEVICES (what --lab runs in the guest)",
     )
     parser.add_argument("--profile", choices=_PROFILES, default="ci")
-    parser.add_argument("--max-examples", type=int, metavar="N", help="override the profile's")
+    parser.add_argument(
+        "--max-examples", type=_positive, metavar="N", help="override the profile's"
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
     parser.add_argument(
         "--timeout",
