@@ -3,6 +3,9 @@
 Open a device (``open_device`` for a real one bound to vfio-pci, or a
 ``SimDevice``), send ``IrqSet`` requests with ``set_irqs`` and read
 ``EventFd`` counters; ``VfioPciModel`` predicts what the kernel answers.
+For fuzzing, ``vfio_hil.strategies`` (hypothesis strategies for requests) and
+``vfio_hil.stateful`` (a state machine that drives a device and the model in
+lockstep) are public modules too.
 """
 
 from vfio_hil._assertions import assert_quiet, assert_signaled, expect_errno
