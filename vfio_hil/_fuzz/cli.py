@@ -1,7 +1,7 @@
 """Command-line entry points: ``fuzz``, ``bench mutants`` and ``replay``.
 
     vfio-hil fuzz (--device ADDR | --sim PRESET[@KERNEL] | --lab KERNEL | --devices-from-env)
-                  [--profile ci|dev|fuzz] [--max-examples N] [--out DIR]
+                  [--profile ci|dev|fuzz] [--max-examples N] [--out DIR] [--timeout S]
     vfio-hil bench mutants [--only NAME]... [--no-shrink] [--profile ci|dev|fuzz] [--out DIR]
     vfio-hil replay FILE [--device ADDR | --sim PRESET[:VECTORS][@KERNEL]]
 
