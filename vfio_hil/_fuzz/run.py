@@ -6,8 +6,9 @@ it adds two things the machine needs:
 * the kernel side's observation of every step (to write counterexamples):
   when the sides agree it is the model side's, which ``RecordingSide`` keeps;
 * for two simulated sides, the honest timing: a ``SimDevice`` delivers every
-  signal synchronously except the unmask eventfd's (a helper thread), so a
-  step waits until that thread is idle instead of a fixed settle time, and a
+  signal synchronously except a user's write to the unmask eventfd (a helper
+  thread takes it), so a step has both sides take such writes at once
+  (``SimDevice.quiesce``) instead of waiting a fixed settle time, and a
   missing signal is given up on after ``converge_s``, not the second a real
   kernel gets.
 """
@@ -49,25 +50,23 @@ class RecordingSide(Side):
 
 
 class SimLateSignals(LateSignals):
-    """``LateSignals`` for two simulated sides: wait exactly as long as needed.
+    """``LateSignals`` for two simulated sides: nothing is late.
 
-    A ``SimDevice`` delivers every signal synchronously except through the
-    INTx unmask eventfd, which a helper thread follows (the kernel's virqfd
-    runs inside the signal).  Instead of a fixed settle time, ``after`` waits
-    until that thread has drained every registered unmask eventfd on both
-    sides and let go of the device lock, then reports nothing late.
+    A ``SimDevice`` delivers every signal synchronously except a user's write
+    to the INTx unmask eventfd, which a helper thread follows (the kernel's
+    virqfd runs inside the write).  ``after`` has both sides take such writes
+    at once, then reports nothing late.
     """
 
-    def __init__(self, kernel: Side, model: Side, limit_s: float = 1.0) -> None:
+    def __init__(self, kernel: Side, model: Side) -> None:
         super().__init__()
         self._sides = (kernel, model)
-        self._limit_s = limit_s
 
     def after(self, step: Step) -> bool:
         super().after(step)  # keeps the raised/cleared bookkeeping
         for side in self._sides:
             if isinstance(side.device, SimDevice):
-                side.device.quiesce(self._limit_s)
+                side.device.quiesce()
         return False
 
 

@@ -228,16 +228,14 @@ class SimDevice:
             self._closed = True
         self._watcher.stop()
 
-    def quiesce(self, timeout_s: float = 1.0) -> bool:
+    def quiesce(self) -> None:
         """Let every write to the unmask eventfd so far take effect, now.
 
         The kernel unmasks inside the writer's ``write(2)``; here a thread
         does it soon after, and every device operation first catches up.
-        Returns True (``timeout_s`` is kept for callers written for a wait).
         """
         with self._lock:
             self._watcher.catch_up()
-        return True
 
     def reopen(self) -> SimDevice:
         """Close, then open the same function again: device-side state persists."""
