@@ -4,7 +4,7 @@ Steps are played by ``vfio_hil._diff.runner.Side`` (the differential
 check's player), so a scenario and a differential run mean the same thing by
 each op.  Counters are read after every step; after a step whose signals can
 arrive once the call has returned (a device interrupt, the unmask eventfd's
-workqueue) the reader settles, polls until the expected counts arrive (at
+workqueue: ``LateSignals``) the reader settles, polls until the expected counts arrive (at
 most ``CONVERGE_S``), then settles again to catch any extra signal.
 """
 
