@@ -26,7 +26,14 @@ EDU = {0: 1, 1: 1, 4: 1}  # INTx, one MSI vector, REQ (ERR absent: conventional 
 VIRTIO = {0: 1, 2: 8, 3: 1, 4: 1}  # INTx, 8 MSI-X vectors, ERR, REQ
 U32 = 0xFFFFFFFF
 QUICK = settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck))
-FIND = settings(max_examples=3000, database=None, suppress_health_check=list(HealthCheck))
+# Derandomized: shrinking is a tendency, not a guarantee; from a random
+# start about 1 run in 20 stopped at a local minimum (start=7, count=0).
+FIND = settings(
+    max_examples=3000,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def _finds(strategy: st.SearchStrategy[SetIrqs], condition: Callable[[SetIrqs], bool]) -> SetIrqs:
