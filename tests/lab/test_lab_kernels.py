@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -133,12 +135,21 @@ def lab_runs(
         for spec, part in wanted
         if _missing(spec) is None
     }
+    # SIGTERM (a timeout, a cancelled job) unwinds like Ctrl-C, through here.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
         yield runs
     finally:  # interrupted or done: no guest outlives the session
         pool.shutdown(wait=False, cancel_futures=True)
         stop_all_guests()
         pool.shutdown(wait=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)  # each guest's own hard timeout fires first
