@@ -99,30 +99,6 @@ def test_msi_mode_sends_vector_zero_per_raise(edu: SimDevice, make_eventfds: Mak
     assert vector0.read() == 2
 
 
-def test_an_msi_sent_with_no_trigger_is_held_until_one_is_set(
-    edu: SimDevice, make_eventfds: MakeFds
-) -> None:
-    """Lab fact (6.1.192, 6.12.118, found by the fuzzer): the IRQ core marks an
-    MSI with no handler pending and resends it at request_irq()."""
-    first, second = make_eventfds(2)
-    edu.set_irqs(IrqSet.eventfds(MSI, 0, [-1]))  # enabled, vector 0 without a trigger
-    stim(edu).raise_irq(1)
-    stim(edu).raise_irq(1)  # one pending bit: held once
-    edu.set_irqs(IrqSet.eventfds(MSI, 0, [first]))
-    assert first.read() == 1
-    edu.set_irqs(IrqSet.eventfds(MSI, 0, [second]))  # a swap with nothing held
-    assert second.read() == 0
-
-
-def test_a_held_msi_is_dropped_with_the_vectors(edu: SimDevice, make_eventfds: MakeFds) -> None:
-    (trigger,) = make_eventfds(1)
-    edu.set_irqs(IrqSet.eventfds(MSI, 0, [-1]))
-    stim(edu).raise_irq(1)
-    edu.set_irqs(IrqSet.disable(MSI))  # pci_free_irq_vectors()
-    edu.set_irqs(IrqSet.eventfds(MSI, 0, [trigger]))
-    assert trigger.read() == 0
-
-
 def test_unmask_eventfd_write_refires_a_pending_line(
     edu: SimDevice, make_eventfds: MakeFds
 ) -> None:

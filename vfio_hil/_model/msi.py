@@ -53,7 +53,6 @@ class MsiHandlers(ModelBase):
         for vector in sorted(state.vectors):
             self.msi_set_vector_signal(vector, -1, msix)
         state.vectors.clear()
-        state.msi_pending.clear()  # pci_free_irq_vectors() frees the descriptors
         state.allocated = set()
         state.num_ctx = 0
         state.irq_type = IRQ_NONE
@@ -75,10 +74,6 @@ class MsiHandlers(ModelBase):
         if isinstance(ref, int):
             return ref
         state.vectors[vector] = ref
-        if vector in state.msi_pending:
-            # request_irq() -> irq_startup() -> check_irq_resend(): a held MSI fires now
-            state.msi_pending.discard(vector)
-            self.signal(ref)
         return 0
 
     # vfio_msi_alloc_irq(): pci_msix_alloc_irq_at() when dynamic MSI-X is possible
@@ -144,15 +139,7 @@ class MsiHandlers(ModelBase):
 
     # vfio_msihandler(): the device wrote vector's MSI message
     def msi_fired(self, vector: int) -> None:
-        state = self.state
-        if state.irq_type in (u.VFIO_PCI_MSI_IRQ_INDEX, u.VFIO_PCI_MSIX_IRQ_INDEX):
-            trigger = state.vectors.get(vector)
+        if self.state.irq_type in (u.VFIO_PCI_MSI_IRQ_INDEX, u.VFIO_PCI_MSIX_IRQ_INDEX):
+            trigger = self.state.vectors.get(vector)
             if trigger is not None:
                 self.signal(trigger)
-            elif self._vector_allocated(vector):
-                # handle_edge_irq() with no action: IRQS_PENDING (seen on 6.1/6.12 in the lab)
-                state.msi_pending.add(vector)
-
-    def _vector_allocated(self, vector: int) -> bool:
-        state = self.state
-        return vector in state.allocated if self.profile.dyn_ctx else vector < state.num_ctx

@@ -32,9 +32,6 @@ class IrqState:
     num_ctx: int = 0
     allocated: set[int] = field(default_factory=set)
     vectors: dict[int, EventfdRef] = field(default_factory=dict)
-    # Vectors whose MSI came while no handler was requested: the IRQ core
-    # holds them (IRQS_PENDING) and resends at the next request_irq().
-    msi_pending: set[int] = field(default_factory=set)
     err_trigger: EventfdRef | None = None
     req_trigger: EventfdRef | None = None
 
