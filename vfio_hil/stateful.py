@@ -117,16 +117,6 @@ class DifferentialMachine(RuleBasedStateMachine):
         cls.context.close()
 
     @classmethod
-    def finish(cls) -> list[Path]:
-        """End a run: write the last failure if hypothesis could not replay
-        it (a race leaves no other trace), then close the device.  The files
-        written."""
-        try:
-            return cls.context.write_unreproduced()
-        finally:
-            cls.context.close()
-
-    @classmethod
     def stats(cls) -> FuzzStats:
         return cls.context.stats
 

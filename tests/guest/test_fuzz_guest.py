@@ -34,13 +34,11 @@ def test_the_kernel_and_the_model_agree_under_the_state_machine(address: str) ->
     try:
         run_state_machine_as_test(machine, settings=bounded)
     finally:
-        machine.finish()  # also writes a failure that did not replay
+        machine.close_device()
         stats = machine.stats()
         print(
             f"{address}: {stats.examples} examples, {stats.steps} steps in {stats.seconds:.1f}s "
             f"({stats.steps / max(stats.seconds, 1e-9):.0f} steps/s)"
         )
-        for path in stats.counterexamples:
-            print(f"  counterexample: {path}")
     assert stats.failures == 0
     assert stats.examples >= EXAMPLES  # the whole profile ran, not a stopped-early part

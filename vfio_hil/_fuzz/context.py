@@ -31,14 +31,7 @@ from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil.strategies import requests
 
-__all__ = [
-    "OUT_ENV",
-    "UNREPRODUCED",
-    "FuzzStats",
-    "MachineContext",
-    "default_out_dir",
-    "is_final_run",
-]
+__all__ = ["OUT_ENV", "FuzzStats", "MachineContext", "default_out_dir", "is_final_run"]
 
 OUT_ENV = "VFIO_HIL_FUZZ_OUT"
 PROGRESS_S = 10.0  # long runs say how far they got this often
@@ -65,16 +58,12 @@ class FuzzStats:
     first_failure: tuple[int, float, int] | None = None  # examples, seconds, steps
     failures: int = 0
     last_failure: list[Played] = field(default_factory=list)
-    last_why: str = ""  # how the last failure disagreed
     final_failure: list[Played] = field(default_factory=list)  # hypothesis' shrunk one
     counterexamples: list[Path] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started
-
-
-UNREPRODUCED = "did not fail again when hypothesis replayed it (timing?)"
 
 
 def default_out_dir() -> Path:
@@ -267,34 +256,16 @@ class MachineContext:
         if stats.first_failure is None:
             stats.first_failure = (stats.examples, stats.seconds, stats.steps)
         stats.last_failure = list(trace)
-        stats.last_why = str(bad)
         if not is_final_run():
             return ""
         stats.final_failure = list(trace)
         if not self.export:
             return ""
         assert self.facts is not None
-        paths = write_counterexample(trace, self.facts, self._out(), str(bad))
+        out = self.out_dir or default_out_dir()
+        paths = write_counterexample(trace, self.facts, out, str(bad))
         stats.counterexamples.extend(paths)
         return "\ncounterexample written to " + " and ".join(str(p) for p in paths)
-
-    def write_unreproduced(self) -> list[Path]:
-        """Write the last failure if hypothesis' final replay did not fail.
-
-        A race (a signal that came late once) fails once and then replays
-        clean; hypothesis reports it as flaky and would leave no file.
-        """
-        stats = self.stats
-        if not (self.export and stats.last_failure) or stats.final_failure:
-            return []
-        assert self.facts is not None
-        why = f"{UNREPRODUCED}; when it failed: {stats.last_why}"
-        paths = write_counterexample(stats.last_failure, self.facts, self._out(), why)
-        stats.counterexamples.extend(paths)
-        return paths
-
-    def _out(self) -> Path:
-        return self.out_dir or default_out_dir()
 
     def close(self) -> None:
         """Leave the device as it was found (nothing enabled, no interrupt
