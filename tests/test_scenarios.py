@@ -46,7 +46,7 @@ MSI_AND_MSIX_CONFTEST = (
     CONFTEST
     + """
 from vfio_hil import SimDevice
-from vfio_hil._pytest.state import TARGETS
+from vfio_hil._plugin.state import TARGETS
 from vfio_hil._targets import Target
 
 def pytest_configure(config):

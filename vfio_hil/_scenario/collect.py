@@ -17,7 +17,7 @@ import pytest
 from vfio_hil._device import Device
 from vfio_hil._diff.twin import running_kernel_profile
 from vfio_hil._model import KernelProfile
-from vfio_hil._pytest.state import targets_of
+from vfio_hil._plugin.state import targets_of
 from vfio_hil._scenario.expect import NoExpectationError
 from vfio_hil._scenario.load import Scenario, ScenarioSyntaxError, load_scenario
 from vfio_hil._scenario.play import ExpectationError, play_scenario

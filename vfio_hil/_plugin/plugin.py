@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from vfio_hil._pytest import markers
-from vfio_hil._pytest.locks import device_lock
-from vfio_hil._pytest.options import add_options, target_specs
-from vfio_hil._pytest.state import TARGETS
-from vfio_hil._pytest.targets import TargetInfo, probe
+from vfio_hil._plugin import markers
+from vfio_hil._plugin.locks import device_lock
+from vfio_hil._plugin.options import add_options, target_specs
+from vfio_hil._plugin.state import TARGETS
+from vfio_hil._plugin.targets import TargetInfo, probe
 
 INFOS = pytest.StashKey[dict[str, TargetInfo]]()
 BIND = pytest.StashKey[object]()

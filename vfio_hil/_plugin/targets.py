@@ -9,7 +9,7 @@ from vfio_hil._device import Device
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._irq import IrqIndex, IrqInfo
 from vfio_hil._model import KernelProfile
-from vfio_hil._pytest.locks import device_lock
+from vfio_hil._plugin.locks import device_lock
 from vfio_hil._sim.device import SimDevice
 from vfio_hil._targets import Target
 

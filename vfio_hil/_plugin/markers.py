@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vfio_hil._pytest.targets import TargetInfo
+from vfio_hil._plugin.targets import TargetInfo
 
 __all__ = ["register", "unmet"]
 

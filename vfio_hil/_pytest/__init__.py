@@ -1,1 +1,0 @@
-"""The pytest plugin (entry point ``vfio_hil = vfio_hil._pytest.plugin``)."""
