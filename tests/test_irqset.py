@@ -80,3 +80,18 @@ def test_requests_are_immutable_and_comparable() -> None:
     assert request == IrqSet.trigger(IrqIndex.INTX)
     with pytest.raises(AttributeError):
         request.count = 2  # type: ignore[misc]
+
+
+def test_the_widest_values_each_field_holds_are_sent_exactly() -> None:
+    top = 2**32 - 1
+    assert header(IrqSet.trigger(IrqIndex.MSIX, top, top).pack())[3:] == (top, top)
+    packed = IrqSet.eventfds(IrqIndex.MSIX, 0, [-(2**31), 2**31 - 1]).pack()
+    assert struct.unpack_from("<2i", packed, 20) == (-(2**31), 2**31 - 1)
+    assert IrqSet.trigger_bool(IrqIndex.MSIX, 0, [255, True, False]).pack()[20:] == b"\xff\x01\x00"
+    assert header(IrqSet.raw(top, top, top, top, b"", argsz=top).pack()) == (top,) * 5
+
+
+def test_an_index_name_is_the_index() -> None:
+    assert IrqSet.disable("req") == IrqSet.disable(IrqIndex.REQ)
+    assert header(IrqSet.unmask("INTX").pack())[2] == 0
+    assert IrqSet.raw(0x21, "MSI", 0, 1).index == 1

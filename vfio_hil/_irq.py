@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +19,7 @@ __all__ = ["FdLike", "IrqIndex", "IrqInfo", "IrqInfoFlag", "IrqSet", "IrqSetFlag
 
 _HEADER = struct.Struct("<5I")
 _U32 = 0xFFFFFFFF
+_S32_MIN, _S32_MAX = -(2**31), 2**31 - 1
 _MAX_SUBINDEXES = 2048  # the largest MSI-X table
 _DATA_SIZE = {u.VFIO_IRQ_SET_DATA_BOOL: 1, u.VFIO_IRQ_SET_DATA_EVENTFD: 4}
 
@@ -63,8 +64,47 @@ class _HasFd(Protocol):
 FdLike = int | _HasFd
 
 
-def _fd_of(fd: FdLike) -> int:
-    return fd if isinstance(fd, int) else fd.fd
+def _field(name: str, value: object, low: int, high: int, *, allow_bool: bool = False) -> int:
+    """``value`` as an int within low..high, else an error naming the field.
+
+    The one check of every number an ``IrqSet`` carries: the kernel reads
+    fixed-width fields, so a value that does not fit must fail here rather
+    than be sent wrapped (a count of 2**40 would arrive as 0: a disable).
+    """
+    # ints and IntEnums; no float, str or None; a bool only where one is meant
+    # (True as an fd would be stdout's)
+    if not isinstance(value, int) or (isinstance(value, bool) and not allow_bool):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(f"{name} {number} does not fit: it must be in {low}..{high}")
+    return number
+
+
+def irq_index(index: object) -> int:
+    """An index given as ``IrqIndex``, its number or its name (any case)."""
+    if isinstance(index, str):
+        try:
+            return int(IrqIndex[index.upper()])
+        except KeyError:
+            names = ", ".join(i.name for i in IrqIndex)
+            raise ValueError(
+                f"index {index!r} is not an IRQ index: give one of {names}, an IrqIndex or a number"
+            ) from None
+    # Unknown numbers are allowed: how the kernel refuses them is tested too.
+    return _field("index", index, 0, _U32)
+
+
+def _fd_of(name: str, fd: FdLike) -> int:
+    return _field(name, getattr(fd, "fd", fd), _S32_MIN, _S32_MAX)
+
+
+def _payload(data: bytes | Iterable[int]) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str | int):  # bytes(5) would be five zeros
+        raise TypeError(f"data must be bytes or a sequence of 0..255, not {type(data).__name__}")
+    return bytes(_field(f"data[{i}]", b, 0, 0xFF) for i, b in enumerate(data))
 
 
 def _index_name(index: int) -> str:
@@ -87,7 +127,10 @@ class IrqSet:
     """One ``VFIO_DEVICE_SET_IRQS`` request, exactly as the kernel will read it.
 
     Use the builders (``IrqSet.trigger(...)``, ``IrqSet.eventfds(...)``, ...);
-    ``IrqSet.raw`` builds anything, malformed requests included.
+    ``IrqSet.raw`` builds anything, malformed requests included.  A builder
+    takes an index as ``IrqIndex``, number or name (``"MSIX"``).  Every field
+    must fit the kernel's: u32 for the header, s32 for an fd, a byte for a
+    bool; anything else is a ValueError or TypeError naming the field.
     """
 
     flags: int
@@ -102,10 +145,14 @@ class IrqSet:
     _buffer: bytearray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Every way in (builders, raw, the constructor) passes here: one check.
+        for name in ("flags", "index", "start", "count"):
+            object.__setattr__(self, name, _field(name, getattr(self, name), 0, _U32))
+        if self.argsz is not None:
+            object.__setattr__(self, "argsz", _field("argsz", self.argsz, 0, _U32))
+        object.__setattr__(self, "data", _payload(self.data))
         argsz = _HEADER.size + len(self.data) if self.argsz is None else self.argsz
-        header = _HEADER.pack(
-            argsz & _U32, self.flags & _U32, self.index & _U32, self.start & _U32, self.count & _U32
-        )
+        header = _HEADER.pack(argsz, self.flags, self.index, self.start, self.count)
         object.__setattr__(self, "_packed", header + self.data + self._padding(argsz))
         object.__setattr__(self, "_buffer", bytearray(self._packed))
 
@@ -117,7 +164,7 @@ class IrqSet:
         No valid index has more than 2048 sub-indexes, so the pad is bounded.
         """
         size = _DATA_SIZE.get(self.flags & u.VFIO_IRQ_SET_DATA_TYPE_MASK, 0)
-        wanted = size * min(self.count & _U32, _MAX_SUBINDEXES)
+        wanted = size * min(self.count, _MAX_SUBINDEXES)
         if len(self.data) >= wanted or argsz - _HEADER.size < wanted:
             return b""
         return bytes(wanted - len(self.data))
@@ -127,60 +174,65 @@ class IrqSet:
     def raw(
         cls,
         flags: int,
-        index: int,
+        index: int | str,
         start: int,
         count: int,
-        data: bytes = b"",
+        data: bytes | Iterable[int] = b"",
         argsz: int | None = None,
     ) -> IrqSet:
         """Any request at all; ``argsz`` defaults to 20 + len(data)."""
-        return cls(int(flags), int(index), int(start), int(count), bytes(data), argsz)
+        return cls(flags, irq_index(index), start, count, _payload(data), argsz)
 
     @classmethod
-    def eventfds(cls, index: int, start: int, fds: Sequence[FdLike]) -> IrqSet:
+    def eventfds(cls, index: int | str, start: int, fds: Iterable[FdLike]) -> IrqSet:
         """ACTION_TRIGGER|DATA_EVENTFD: assign (fd >= 0) or de-assign (-1) triggers."""
-        data = struct.pack(f"<{len(fds)}i", *(_fd_of(fd) for fd in fds))
-        return cls.raw(_TRIGGER | _EVENTFD, index, start, len(fds), data)
+        numbers = [_fd_of(f"fds[{i}]", fd) for i, fd in enumerate(fds)]
+        data = struct.pack(f"<{len(numbers)}i", *numbers)
+        return cls.raw(_TRIGGER | _EVENTFD, index, start, len(numbers), data)
 
     @classmethod
-    def trigger(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+    def trigger(cls, index: int | str, start: int = 0, count: int = 1) -> IrqSet:
         """ACTION_TRIGGER|DATA_NONE: loopback-signal every vector in the range."""
         return cls.raw(_TRIGGER | _NONE, index, start, count)
 
     @classmethod
-    def trigger_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+    def trigger_bool(cls, index: int | str, start: int, bools: Iterable[bool | int]) -> IrqSet:
         """ACTION_TRIGGER|DATA_BOOL: loopback-signal the vectors whose byte is set."""
         return cls._bools(_TRIGGER, index, start, bools)
 
     @classmethod
-    def mask(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+    def mask(cls, index: int | str, start: int = 0, count: int = 1) -> IrqSet:
         return cls.raw(_MASK | _NONE, index, start, count)
 
     @classmethod
-    def mask_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+    def mask_bool(cls, index: int | str, start: int, bools: Iterable[bool | int]) -> IrqSet:
         return cls._bools(_MASK, index, start, bools)
 
     @classmethod
-    def unmask(cls, index: int, start: int = 0, count: int = 1) -> IrqSet:
+    def unmask(cls, index: int | str, start: int = 0, count: int = 1) -> IrqSet:
         return cls.raw(_UNMASK | _NONE, index, start, count)
 
     @classmethod
-    def unmask_bool(cls, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
+    def unmask_bool(cls, index: int | str, start: int, bools: Iterable[bool | int]) -> IrqSet:
         return cls._bools(_UNMASK, index, start, bools)
 
     @classmethod
-    def unmask_eventfd(cls, index: int, fd: FdLike) -> IrqSet:
+    def unmask_eventfd(cls, index: int | str, fd: FdLike) -> IrqSet:
         """ACTION_UNMASK|DATA_EVENTFD: a write to ``fd`` unmasks (-1 unregisters)."""
-        return cls.raw(_UNMASK | _EVENTFD, index, 0, 1, struct.pack("<i", _fd_of(fd)))
+        return cls.raw(_UNMASK | _EVENTFD, index, 0, 1, struct.pack("<i", _fd_of("fd", fd)))
 
     @classmethod
-    def disable(cls, index: int) -> IrqSet:
+    def disable(cls, index: int | str) -> IrqSet:
         """ACTION_TRIGGER|DATA_NONE with count 0: tear the whole index down."""
         return cls.raw(_TRIGGER | _NONE, index, 0, 0)
 
     @classmethod
-    def _bools(cls, action: int, index: int, start: int, bools: Iterable[bool | int]) -> IrqSet:
-        data = bytes(int(b) & 0xFF for b in bools)
+    def _bools(
+        cls, action: int, index: int | str, start: int, bools: Iterable[bool | int]
+    ) -> IrqSet:
+        data = bytes(
+            _field(f"bools[{i}]", b, 0, 0xFF, allow_bool=True) for i, b in enumerate(bools)
+        )
         return cls.raw(action | _BOOL, index, start, len(data), data)
 
     # --- views --------------------------------------------------------------

@@ -13,8 +13,10 @@ and ``fuzz`` is ``VFIO_HIL_FUZZ_DB`` when set, else hypothesis' default
 (``.hypothesis/`` or ``HYPOTHESIS_STORAGE_DIRECTORY``).
 
 They are registered with hypothesis as ``vfio-hil-ci``, ``vfio-hil-dev`` and
-``vfio-hil-fuzz``, and as plain ``ci``, ``dev`` and ``fuzz`` unless a profile
-of that name already exists (a project's own profiles are never replaced).
+``vfio-hil-fuzz``, and as plain ``dev`` and ``fuzz`` unless a profile of that
+name already exists (a project's own profiles are never replaced).  Plain
+``ci`` is hypothesis' own profile, which it loads by itself on a CI machine:
+taking it over would change every hypothesis test there, so it is left alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import InvalidArgument
 
 __all__ = ["DB_ENV", "PROFILE_NAMES", "fuzz_settings", "register_profiles"]
@@ -38,30 +40,25 @@ _SHAPE = {
 }
 
 
-def _database(name: str) -> ExampleDatabase | None:
-    if name == "ci":
-        return None  # derandomize=True: hypothesis allows no database
-    path = os.environ.get(DB_ENV)
-    if path:
-        return DirectoryBasedExampleDatabase(path)
-    default = settings.default
-    return default.database if default is not None else None
-
-
 def fuzz_settings(name: str = "ci") -> settings:
     """The settings of profile ``name``, with the database as the environment says now."""
     if name not in _SHAPE:
         raise InvalidArgument(f"unknown profile {name!r}: use one of {', '.join(PROFILE_NAMES)}")
     max_examples, steps, derandomize = _SHAPE[name]
-    return settings(
+    chosen = settings(
         max_examples=max_examples,
         stateful_step_count=steps,
-        derandomize=derandomize,
+        derandomize=derandomize,  # True also means database=None
         deadline=None,
-        database=_database(name),
         suppress_health_check=_QUIET,
         print_blob=not derandomize,
     )
+    path = os.environ.get(DB_ENV)
+    if path and not derandomize:
+        return settings(chosen, database=DirectoryBasedExampleDatabase(path))
+    # Unset, the database is hypothesis' default, opened only once a test uses
+    # it: building (and registering) a profile touches no disk.
+    return chosen
 
 
 def _exists(name: str) -> bool:
@@ -73,9 +70,14 @@ def _exists(name: str) -> bool:
 
 
 def register_profiles() -> None:
-    """Register the three profiles (see the module docstring for the names)."""
+    """Register the three profiles (see the module docstring for the names).
+
+    Only registers, never loads one; a second call changes nothing.
+    """
     for name in PROFILE_NAMES:
+        if _exists(f"vfio-hil-{name}"):
+            continue
         profile = fuzz_settings(name)
         settings.register_profile(f"vfio-hil-{name}", profile)
-        if not _exists(name):
+        if name != "ci" and not _exists(name):  # "ci" is hypothesis' own
             settings.register_profile(name, profile)
