@@ -35,6 +35,7 @@ from vfio_hil._diff.twin import function_of
 from vfio_hil._fuzz.run import Played
 from vfio_hil._irq import IrqIndex
 from vfio_hil._model import KernelProfile
+from vfio_hil._scenario.discover import MARKER_LINE
 from vfio_hil._scenario.steps import FLAG_NAMES
 
 __all__ = ["DeviceFacts", "scenario_text", "step_yaml", "write_counterexample"]
@@ -200,6 +201,7 @@ def scenario_text(trace: Sequence[Played], facts: DeviceFacts, why: str) -> str:
     """The scenario file for ``trace`` (the last step is where the sides differed)."""
     counts = ", ".join(f"{_index(i)}={n}" for i, n in sorted(facts.counts.items()))
     lines = [
+        MARKER_LINE,
         "# Found by vfio-hil's differential fuzzer (vfio_hil.stateful); the",
         "# expectations are what the kernel side did, so a correct device passes.",
         f"# Device: {facts.name}, kernel {facts.kernel.name}; GET_IRQ_INFO counts: {counts}.",

@@ -1,13 +1,12 @@
 """pytest collection: a scenario file is a ``ScenarioFile``, one item per target.
 
-Rule (``is_scenario_file``): a ``.yaml``/``.yml`` file is a scenario when a
-directory between the rootdir and the file is named ``scenarios``, or when a
-line of it starts with ``steps:`` (a top-level ``steps`` key).
+Rule (``is_scenario_file``, in ``discover``): a ``.yaml``/``.yml`` file is a
+scenario when it has the top-level marker ``vfio-hil: scenario/1``; any other
+YAML file is not collected, wherever it lies.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from vfio_hil._device import Device
 from vfio_hil._diff.twin import running_kernel_profile
 from vfio_hil._model import KernelProfile
 from vfio_hil._plugin.state import targets_of
+from vfio_hil._scenario.discover import is_scenario_file
 from vfio_hil._scenario.expect import NoExpectationError
 from vfio_hil._scenario.load import Scenario, ScenarioSyntaxError, load_scenario
 from vfio_hil._scenario.play import ExpectationError, play_scenario
@@ -30,24 +30,6 @@ if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
 __all__ = ["ScenarioFile", "ScenarioItem", "collect_file", "is_scenario_file"]
-
-SUFFIXES = (".yaml", ".yml")
-_TOP_LEVEL_STEPS = re.compile(r"^steps\s*:", re.MULTILINE)
-
-
-def is_scenario_file(path: Path, root: Path | None = None) -> bool:
-    """Is ``path`` a scenario?  ``root`` is the rootdir (see the module docstring)."""
-    if path.suffix not in SUFFIXES:
-        return False
-    below = path.parent
-    if root is not None and below.is_relative_to(root):
-        below = below.relative_to(root)
-    if "scenarios" in below.parts:
-        return True
-    try:
-        return bool(_TOP_LEVEL_STEPS.search(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
