@@ -64,4 +64,4 @@ fi
 set -- ${LAB_KERNELS:-all}
 args=()
 for k in "$@"; do args+=(--kernel "$k"); done
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil._lab.cli fetch "${args[@]}"
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil lab fetch "${args[@]}"

@@ -8,8 +8,8 @@ signal, so the differential runner and the scenario player wait for it.
 from __future__ import annotations
 
 from vfio_hil import _uapi as u
-from vfio_hil._diff.ops import Clear, Raise, SetIrqs, Step
-from vfio_hil._diff.runner import LateSignals
+from vfio_hil._lockstep import LateSignals
+from vfio_hil._lockstep.steps import Clear, Raise, SetIrqs, Step
 
 _LOOP = u.VFIO_IRQ_SET_ACTION_TRIGGER | u.VFIO_IRQ_SET_DATA_NONE
 _LOOP_BOOL = u.VFIO_IRQ_SET_ACTION_TRIGGER | u.VFIO_IRQ_SET_DATA_BOOL

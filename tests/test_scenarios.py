@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 KERNELS = ["6.1", "6.12", "7.3"]
 BASE_ARGS = ("-p", "no:vfio_hil", "-p", "no:cacheprovider", "-rs")
+MARK = "vfio-hil: scenario/1\n"  # line 1 of every scenario file
 
 CONFTEST = """
 from vfio_hil._scenario import collect_file
@@ -123,7 +124,9 @@ def test_every_shipped_scenario_has_an_outcome_for_every_lab_kernel() -> None:
 
 # --- failure reports -----------------------------------------------------------------
 
-WRONG = """\
+WRONG = (
+    MARK
+    + """\
 name: wrong expectation
 eventfds: 2
 steps:
@@ -131,6 +134,7 @@ steps:
   - trigger_bool: {index: MSIX, start: 0, data: [1, 0]}
     expect: {signals: {e1: 1}}
 """
+)
 
 
 def test_a_wrong_signal_fails_with_file_line_and_expected_vs_actual(
@@ -141,7 +145,7 @@ def test_a_wrong_signal_fails_with_file_line_and_expected_vs_actual(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "wrong.yaml:5: step 2 of 'wrong expectation' on sim:virtio_msix@6.12"
+            "wrong.yaml:6: step 2 of 'wrong expectation' on sim:virtio_msix@6.12"
             " (kernel 6.12) failed",
             "    - trigger_bool: {index: MSIX, start: 0, data: [1, 0]}",
             "      expect: {signals: {e1: 1}}",
@@ -159,13 +163,13 @@ def test_a_wrong_signal_fails_with_file_line_and_expected_vs_actual(
 def test_a_wrong_errno_fails_showing_both_results(scenario_dir: pytest.Pytester) -> None:
     scenario_dir.makefile(
         ".yaml",
-        wrong="steps:\n  - trigger: {index: INTX}\n    expect: 0\n",
+        wrong=MARK + "steps:\n  - trigger: {index: INTX}\n    expect: 0\n",
     )
     result = run(scenario_dir, "edu@6.1")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "wrong.yaml:2: step 1 of 'wrong' on sim:edu@6.1 (kernel 6.1) failed",
+            "wrong.yaml:3: step 1 of 'wrong' on sim:edu@6.1 (kernel 6.1) failed",
             "  expected: return 0; (no eventfds)",
             "  got:      errno EINVAL; (no eventfds)",
             "  - expected return 0, got errno EINVAL",
@@ -179,27 +183,29 @@ def test_an_exception_inside_a_step_is_reported_at_the_step(
     # Before the 2024 INTx fix a loopback with no trigger oopses (CVE-2024-26812).
     scenario_dir.makefile(
         ".yaml",
-        oops="steps:\n  - enable: {index: INTX, fds: [-1]}\n  - trigger: {index: INTX}\n",
+        oops=MARK + "steps:\n  - enable: {index: INTX, fds: [-1]}\n  - trigger: {index: INTX}\n",
     )
     result = run(scenario_dir, "virtio_msix@6.1.50")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["oops.yaml:3: step 2 of 'oops' on sim:virtio_msix@6.1.50 raised KernelOops", "*CVE*"]
+        ["oops.yaml:4: step 2 of 'oops' on sim:virtio_msix@6.1.50 raised KernelOops", "*CVE*"]
     )
 
 
 def test_reportinfo_points_at_the_steps_key(scenario_dir: pytest.Pytester) -> None:
-    scenario_dir.makefile(".yaml", where="# a comment\nname: here\nsteps:\n  - reset\n")
+    scenario_dir.makefile(".yaml", where=MARK + "# a comment\nname: here\nsteps:\n  - reset\n")
     items, _ = scenario_dir.inline_genitems(*BASE_ARGS)
     assert [item.location for item in items] == [
-        ("where.yaml", 2, "here [sim:edu@6.12]"),
-        ("where.yaml", 2, "here [sim:virtio_msix@6.12]"),
+        ("where.yaml", 3, "here [sim:edu@6.12]"),
+        ("where.yaml", 3, "here [sim:virtio_msix@6.12]"),
     ]
 
 
 # --- per-kernel expectations -----------------------------------------------------------
 
-PER_KERNEL = """\
+PER_KERNEL = (
+    MARK
+    + """\
 eventfds: 2
 steps:
   - enable: {index: MSIX, fds: [e0, e1]}
@@ -208,6 +214,7 @@ steps:
       "<6.5": {errno: EINVAL}
       ">=6.5": {signals: {e0: 1, e1: 1}}
 """
+)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -238,13 +245,13 @@ def test_swapped_kernel_expectations_fail_naming_the_chosen_range(
 def test_a_kernel_no_range_covers_fails_the_step(scenario_dir: pytest.Pytester) -> None:
     scenario_dir.makefile(
         ".yaml",
-        gap='steps:\n  - reset:\n    expect: {"==6.1": 0, ">=7": 0}\n',
+        gap=MARK + 'steps:\n  - reset:\n    expect: {"==6.1": 0, ">=7": 0}\n',
     )
     result = run(scenario_dir, "virtio_msix@6.12")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "gap.yaml:2: step 1 of 'gap' on sim:virtio_msix@6.12 (kernel 6.12): no expectation"
+            "gap.yaml:3: step 1 of 'gap' on sim:virtio_msix@6.12 (kernel 6.12): no expectation"
             " for kernel 6.12 (6.12.117): ranges are '==6.1', '>=7'"
         ]
     )
@@ -259,7 +266,7 @@ def test_targets_that_lack_a_requirement_are_skipped_with_the_reason(
     scenario_dir.makefile(
         ".yaml",
         needs=(
-            "requires: {irq: INTX, stimulus: true, kernel: '>=6.5'}\nsteps:\n"
+            MARK + "requires: {irq: INTX, stimulus: true, kernel: '>=6.5'}\nsteps:\n"
             "  - trigger: {index: INTX}\n    expect: {errno: EINVAL}\n"
         ),
     )
@@ -267,8 +274,8 @@ def test_targets_that_lack_a_requirement_are_skipped_with_the_reason(
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines_random(
         [
-            "SKIPPED [[]1[]] needs.yaml:2: sim:edu@6.1: needs kernel >=6.5; sim:edu runs 6.1",
-            "SKIPPED [[]1[]] needs.yaml:2: sim:virtio_msix@6.12: needs a device with a stimulus*",
+            "SKIPPED [[]1[]] needs.yaml:3: sim:edu@6.1: needs kernel >=6.5; sim:edu runs 6.1",
+            "SKIPPED [[]1[]] needs.yaml:3: sim:virtio_msix@6.12: needs a device with a stimulus*",
         ]
     )
 
@@ -277,7 +284,7 @@ def test_requirements_pass_and_the_scenario_runs(scenario_dir: pytest.Pytester) 
     scenario_dir.makefile(
         ".yaml",
         needs=(
-            "requires: {irq: [INTX, MSIX], min_count: 1, msix: 8, pcie: true, reset: true,"
+            MARK + "requires: {irq: [INTX, MSIX], min_count: 1, msix: 8, pcie: true, reset: true,"
             " dyn_msix: true, stimulus: false}\nsteps:\n  - reset\n"
         ),
     )
@@ -290,7 +297,7 @@ def test_exact_counts_select_only_a_device_with_those_counts(
     scenario_dir: pytest.Pytester,
 ) -> None:
     scenario_dir.makefile(
-        ".yaml", exact="requires: {counts: {MSIX: 8, INTX: 1}}\nsteps:\n  - reset\n"
+        ".yaml", exact=MARK + "requires: {counts: {MSIX: 8, INTX: 1}}\nsteps:\n  - reset\n"
     )
     result = run(scenario_dir, "virtio_msix@6.12,edu@6.12")
     result.assert_outcomes(skipped=2)
@@ -307,15 +314,15 @@ def test_exact_counts_select_only_a_device_with_those_counts(
 MALFORMED = {
     "unknown_key": (
         "name: x\nsteps:\n  - trigger: {index: INTX, cuont: 1}\n",
-        "bad.yaml:3: step 1 (trigger): unknown key 'cuont' in trigger (did you mean 'count'?)*",
+        "bad.yaml:4: step 1 (trigger): unknown key 'cuont' in trigger (did you mean 'count'?)*",
     ),
     "bad_index": (
         "eventfds: 1\nsteps:\n  - reset\n  - enable: {index: MSX, fds: [e0]}\n",
-        "bad.yaml:4: step 2 (enable): bad index 'MSX' (did you mean 'MSIX'?)*",
+        "bad.yaml:5: step 2 (enable): bad index 'MSX' (did you mean 'MSIX'?)*",
     ),
     "wrong_type": (
         "eventfds: two\nsteps:\n  - reset\n",
-        "bad.yaml:1: eventfds must be an integer, not the string 'two'",
+        "bad.yaml:2: eventfds must be an integer, not the string 'two'",
     ),
     "missing_steps": (
         "name: no steps\nrequires: {irq: INTX}\n",
@@ -323,27 +330,27 @@ MALFORMED = {
     ),
     "misspelt_top_level_key": (
         "name: x\nsteps:\n  - reset\nrequire: {irq: INTX}\n",
-        "bad.yaml:4: unknown key 'require' in the scenario (did you mean 'requires'?)*",
+        "bad.yaml:5: unknown key 'require' in the scenario (did you mean 'requires'?)*",
     ),
     "bad_expect": (
         "steps:\n  - reset:\n    expect: {errno: EINVLA}\n",
-        "bad.yaml:3: step 1 (reset): unknown errno 'EINVLA' (did you mean 'EINVAL'?)",
+        "bad.yaml:4: step 1 (reset): unknown errno 'EINVLA' (did you mean 'EINVAL'?)",
     ),
     "slot_past_eventfds": (
         "eventfds: 1\nsteps:\n  - enable: {index: INTX, fds: [e1]}\n",
-        "bad.yaml:3: step 1 (enable): e1 is not a slot: 'eventfds: 1' gives only e0",
+        "bad.yaml:4: step 1 (enable): e1 is not a slot: 'eventfds: 1' gives only e0",
     ),
     "bad_kernel_range": (
         "steps:\n  - reset:\n    expect: {'=>6.5': 0}\n",
-        "bad.yaml:3: step 1 (reset): bad kernel range '=>6.5'*",
+        "bad.yaml:4: step 1 (reset): bad kernel range '=>6.5'*",
     ),
     "bad_exact_count": (
         "requires:\n  counts: {MSX: 8}\nsteps:\n  - reset\n",
-        "bad.yaml:2: bad index 'MSX' in requires.counts (did you mean 'MSIX'?)*",
+        "bad.yaml:3: bad index 'MSX' in requires.counts (did you mean 'MSIX'?)*",
     ),
     "invalid_yaml": (
         "steps:\n  - enable: {index: INTX\n",
-        "bad.yaml:3: not valid YAML: *flow mapping on line 2)",
+        "bad.yaml:4: not valid YAML: *flow mapping on line 3)",
     ),
 }
 
@@ -353,7 +360,7 @@ def test_a_malformed_scenario_is_a_collection_error_naming_file_and_line(
 ) -> None:
     (scenario_dir.path / "scenarios").mkdir()
     for case, (text, _) in MALFORMED.items():
-        (scenario_dir.path / "scenarios" / f"{case}.yaml").write_text(text)
+        (scenario_dir.path / "scenarios" / f"{case}.yaml").write_text(MARK + text)
     result = run(scenario_dir, "edu@6.12")
     result.assert_outcomes(errors=len(MALFORMED))
     for case, (_, message) in MALFORMED.items():
@@ -369,10 +376,13 @@ def test_a_malformed_scenario_is_a_collection_error_naming_file_and_line(
 def test_collection_rule(tmp_path: Path) -> None:
     (tmp_path / "scenarios" / "sub").mkdir(parents=True)
     cases = {
-        "scenarios/sub/anything.yaml": ("name: no steps key yet\n", True),
-        "top.yml": ("name: x\nsteps:\n  - reset\n", True),
+        "scenarios/sub/anything.yaml": ("name: no marker\nsteps:\n  - reset\n", False),
+        "scenarios/sub/marked.yaml": (MARK, True),
+        "top.yml": ("# a comment first\n" + MARK + "steps:\n  - reset\n", True),
+        "quoted.yaml": ("'vfio-hil': scenario/2\n", True),  # claimed: the loader says why not
+        "nested.yaml": ("jobs:\n  vfio-hil: scenario/1\n", False),
         "workflow.yaml": ("jobs:\n  build:\n    steps:\n      - run: make\n", False),
-        "notes.txt": ("steps:\n", False),
+        "notes.txt": (MARK, False),
     }
     for name, (text, _) in cases.items():
         (tmp_path / name).write_text(text)
@@ -420,7 +430,7 @@ def recorded_edu() -> Iterator[tuple[SimDevice, Recording]]:
 def _play(text: str, device: Recording, kernel: str = "6.1") -> None:
     scenario = parse_scenario(text, Path("cleanup.yaml"))
     fake: Device = device  # type: ignore[assignment]  # duck-typed Device
-    play_scenario(scenario, fake, lambda d: d, kernel_profile(kernel))
+    play_scenario(scenario, fake, kernel_profile(kernel))
 
 
 def test_a_failing_scenario_still_disables_clears_and_closes() -> None:

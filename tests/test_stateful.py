@@ -15,13 +15,21 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from vfio_hil import SimDevice, VfioPciModel
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import Clear, Raise, Reopen, Reset, SetDisIntx, SetIrqs, Step, WriteEventfd
-from vfio_hil._diff.runner import Observation
-from vfio_hil._fuzz.cli import bench_main, fuzz_main, replay_main
-from vfio_hil._fuzz.export import DeviceFacts, scenario_text, step_yaml
+from vfio_hil._fuzz.export import scenario_text, step_yaml
+from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._fuzz.mutants import SecondUnmaskEventfdReplaces
 from vfio_hil._fuzz.profiles import DB_ENV, fuzz_settings
-from vfio_hil._fuzz.run import Played
+from vfio_hil._lockstep import Observation, Played
+from vfio_hil._lockstep.steps import (
+    Clear,
+    Raise,
+    Reopen,
+    Reset,
+    SetDisIntx,
+    SetIrqs,
+    Step,
+    WriteEventfd,
+)
 from vfio_hil._model import kernel_profile
 from vfio_hil._scenario import ExpectationError, load_scenario, parse_scenario, play_scenario
 from vfio_hil._scenario.expect import Expect
@@ -85,10 +93,10 @@ def test_the_scenario_passes_on_the_device_and_fails_on_the_mutant(
     assert scenario.eventfds == SLOTS
     assert scenario.requires.kernel is not None
     right = _virtio()
-    play_scenario(scenario, right, SimDevice.reopen, right.profile)
+    play_scenario(scenario, right, right.profile)
     wrong = _virtio(SecondUnmaskEventfdReplaces)
     with pytest.raises(ExpectationError) as failed:
-        play_scenario(scenario, wrong, SimDevice.reopen, wrong.profile)
+        play_scenario(scenario, wrong, wrong.profile)
     assert failed.value.step.number == len(scenario.steps)  # at the step that diverged
 
 
@@ -97,9 +105,9 @@ def test_replay_passes_the_counterexample_on_the_reference_device(
 ) -> None:
     text = counterexample[0].read_text()
     assert "vfio-hil replay FILE --sim virtio_msix:8@6.12" in text
-    assert replay_main([str(counterexample[0]), "--sim", "virtio_msix:8@6.12"]) == 0
+    assert vfio_hil_main(["replay", str(counterexample[0]), "--sim", "virtio_msix:8@6.12"]) == 0
     assert "as expected" in capsys.readouterr().out
-    assert replay_main([str(counterexample[0]), "--sim", "edu@6.12"]) == 2  # no MSI-X
+    assert vfio_hil_main(["replay", str(counterexample[0]), "--sim", "edu@6.12"]) == 2  # no MSI-X
 
 
 @pytest.mark.skipif(
@@ -185,7 +193,7 @@ def test_the_test_case_runs_under_pytest_machinery() -> None:
 
 
 def test_fuzz_command_reports_steps_per_second(capsys: pytest.CaptureFixture[str]) -> None:
-    assert fuzz_main(["--sim", "edu@6.12", "--max-examples", "5"]) == 0
+    assert vfio_hil_main(["fuzz", "--sim", "edu@6.12", "--max-examples", "5"]) == 0
     assert "steps/s" in capsys.readouterr().out
     assert vfio_hil_main(["fuzz", "--device", "not-an-address"]) == 2
 
@@ -204,7 +212,7 @@ def test_the_vfio_hil_command_has_fuzz_replay_and_bench_mutants(
 
 def test_bench_command_finds_one_mutant(capsys: pytest.CaptureFixture[str]) -> None:
     name = "second-unmask-eventfd-replaces"
-    assert bench_main(["mutants", "--only", name, "--no-shrink"]) == 0
+    assert vfio_hil_main(["bench", "mutants", "--only", name, "--no-shrink"]) == 0
     assert f"| {name} | virtio_msix@6.12 | yes |" in capsys.readouterr().out
 
 
@@ -213,27 +221,22 @@ def test_fuzz_in_the_lab_runs_the_module_on_every_guest_device(
 ) -> None:
     import sys
 
-    import vfio_hil._lab.cli as lab_cli
+    import vfio_hil._cli.lab as lab_cli
 
-    seen: list[list[str]] = []
-    monkeypatch.setattr(lab_cli, "lab_main", lambda argv: seen.append(list(argv)) or 0)
-    assert fuzz_main(["--lab", "6.12", "--profile", "dev"]) == 0
+    seen: list[tuple[list[str] | None, list[str], dict[str, object]]] = []
+
+    def run_guarded(kernels: list[str] | None, command: list[str], **options: object) -> int:
+        seen.append((kernels, list(command), options))
+        return 0
+
+    monkeypatch.setattr(lab_cli, "run_guarded", run_guarded)
+    assert vfio_hil_main(["fuzz", "--lab", "6.12", "--profile", "dev"]) == 0
     assert seen == [
-        [
-            "run",
-            "--kernel",
-            "6.12",
-            "--timeout",
-            "2400.0",
-            "--",
-            sys.executable,
-            "-m",
-            "vfio_hil.cli",
-            "fuzz",
-            "--devices-from-env",
-            "--profile",
-            "dev",
-        ]
+        (
+            ["6.12"],
+            [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env", "--profile", "dev"],
+            {"timeout": 2400.0},
+        )
     ]
     monkeypatch.delenv("VFIO_HIL_DEVICES", raising=False)
-    assert fuzz_main(["--devices-from-env"]) == 2
+    assert vfio_hil_main(["fuzz", "--devices-from-env"]) == 2

@@ -12,8 +12,8 @@ from hypothesis.errors import InvalidArgument
 
 from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice, VfioError
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import FdResolver, SetIrqs
 from vfio_hil._fuzz.classify import refusal
+from vfio_hil._lockstep.steps import FdResolver, SetIrqs
 from vfio_hil.strategies import (
     bool_arrays,
     fd_arrays,

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vfio_hil._irq import IrqInfo, IrqSet
 
-__all__ = ["Device", "DeviceInfo", "RegionInfo", "Stimulus"]
+if TYPE_CHECKING:
+    from vfio_hil._model.profile import KernelProfile
+
+__all__ = ["Device", "DeviceInfo", "Platform", "RegionInfo", "Stimulus"]
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What user space cannot read from the device but the kernel's answers depend on.
+
+    ``intx_level_at_enable``: a level raised before INTx is enabled is
+    delivered at enable (QEMU's IO-APIC drops it: False in a QEMU guest).
+    ``pci_2_3``: INTx can be masked with PCI_COMMAND.DisINTx.
+    ``host_vectors``: how many host IRQ vectors an enable can get.
+    """
+
+    intx_level_at_enable: bool = True
+    pci_2_3: bool = True
+    host_vectors: int = 4096
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,14 @@ class Device(Protocol):
     @property
     def stimulus(self) -> Stimulus | None: ...
 
+    @property
+    def kernel(self) -> KernelProfile:
+        """The kernel profile that answers this device (the running kernel's, if real)."""
+        ...
+
+    @property
+    def platform(self) -> Platform: ...
+
     def info(self) -> DeviceInfo: ...
 
     def irq_info(self, index: int) -> IrqInfo: ...
@@ -74,6 +100,19 @@ class Device(Protocol):
     def write_region(self, index: int, offset: int, data: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+    def reopen(self) -> Device:
+        """Close the device (the last close) and open it again; returns the open one."""
+        ...
+
+    def quiesce(self) -> bool:
+        """Complete what the device delivers asynchronously, if it can.
+
+        True: every signal of the steps so far has been delivered (a
+        simulated device).  False: signals may still arrive (a real kernel;
+        ``vfio_hil._lockstep.timing`` says how long to wait for them).
+        """
+        ...
 
     def __enter__(self) -> Device: ...
 

@@ -1,32 +1,70 @@
-"""Target specs: what a run is pointed at, and how to open it.
+"""Targets: what a run is pointed at, how it is named, opened and held.
 
-``0000:01:00.0`` (or ``01:00.0``) is a real device bound to vfio-pci;
-``sim:edu``, ``sim:virtio_msix``, ``sim:virtio_msix_2048`` are simulated,
-optionally with a kernel profile: ``sim:edu@6.1``.
+Spec syntax, written down once here:
+
+* ``0000:01:00.0`` (or ``01:00.0``): a real device bound to vfio-pci;
+* ``sim:PRESET[:VECTORS][@KERNEL]``: a simulated one, ``PRESET`` one of
+  ``SIM_PRESETS``; ``:VECTORS`` sizes virtio_msix's MSI-X table (1-2048);
+  ``@KERNEL`` a profile name (``6.12``) or an exact version (``6.1.50``).
+
+``select_specs`` is the one place that decides which option, environment
+variable or ini key names the targets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioHilError
-from vfio_hil._sim.device import DEFAULT_KERNEL, SimDevice
+from vfio_hil._model.profile import DEFAULT_KERNEL, KernelProfile, kernel_spec
 
-__all__ = ["DEFAULT_TARGETS", "SIM_PRESETS", "Target", "parse_target", "targets_from_env"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "SIM_PRESETS",
+    "Selection",
+    "Target",
+    "env_list",
+    "parse_target",
+    "select_specs",
+    "targets_from_env",
+]
 
-SIM_PRESETS: dict[str, Callable[[str], SimDevice]] = {
-    "edu": lambda kernel: SimDevice.edu(kernel=kernel),
-    "virtio_msix": lambda kernel: SimDevice.virtio_msix(64, kernel=kernel),
-    "virtio_msix_2048": lambda kernel: SimDevice.virtio_msix(2048, kernel=kernel),
+MAX_MSIX = 2048
+
+
+def _edu(kernel: KernelProfile, vectors: int | None) -> Device:
+    from vfio_hil._sim.device import SimDevice
+
+    return SimDevice.edu(kernel=kernel)
+
+
+def _virtio(default: int) -> Callable[[KernelProfile, int | None], Device]:
+    def make(kernel: KernelProfile, vectors: int | None) -> Device:
+        from vfio_hil._sim.device import SimDevice
+
+        return SimDevice.virtio_msix(vectors or default, kernel=kernel)
+
+    return make
+
+
+# name -> (factory, takes :VECTORS)
+SIM_PRESETS: dict[str, tuple[Callable[[KernelProfile, int | None], Device], bool]] = {
+    "edu": (_edu, False),
+    "virtio_msix": (_virtio(64), True),
+    "virtio_msix_2048": (_virtio(2048), False),
 }
 DEFAULT_TARGETS = ("sim:edu", "sim:virtio_msix")
+_FORMS = "an address like 0000:01:00.0, or sim:PRESET[:VECTORS][@KERNEL]"
 
 
 @dataclass(frozen=True)
 class Target:
+    """One device to run on: its canonical spec and how to open it."""
+
     spec: str
     simulated: bool
     open: Callable[[], Device]
@@ -34,29 +72,130 @@ class Target:
     def __str__(self) -> str:
         return self.spec
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the target exclusively: a real device across processes (a lock
+        file); a simulated one belongs to its process and needs no lock."""
+        if self.simulated:
+            yield
+            return
+        from vfio_hil._locks import device_lock
+
+        with device_lock(self.spec):
+            yield
+
+
+def _sim(spec: str) -> Target:
+    body, at, kernel_text = spec.removeprefix("sim:").partition("@")
+    preset, colon, vectors_text = body.partition(":")
+    entry = SIM_PRESETS.get(preset)
+    if entry is None:
+        raise VfioHilError(
+            f"unknown simulated device {preset!r} in {spec!r}",
+            f"use one of: {', '.join('sim:' + p for p in SIM_PRESETS)} (optionally @KERNEL)",
+        )
+    factory, sized = entry
+    vectors: int | None = None
+    if colon:
+        if not sized:
+            raise VfioHilError(
+                f"{spec!r}: sim:{preset} has a fixed size", f"write sim:{preset}[@KERNEL]"
+            )
+        if not vectors_text.isdigit() or not 1 <= int(vectors_text) <= MAX_MSIX:
+            raise VfioHilError(
+                f"bad MSI-X vector count {vectors_text!r} in {spec!r}",
+                f"give 1 to {MAX_MSIX}, e.g. sim:virtio_msix:8@6.12",
+            )
+        vectors = int(vectors_text)
+    if at and not kernel_text:
+        raise VfioHilError(f"{spec!r} names no kernel after '@'", "write e.g. sim:edu@6.12")
+    try:
+        kernel = kernel_spec(kernel_text or DEFAULT_KERNEL)
+    except ValueError as err:
+        raise VfioHilError(f"in {spec!r}: {err}", "fix the part after '@'") from None
+    canonical = f"sim:{preset}{':' + str(vectors) if colon else ''}@{kernel_text or DEFAULT_KERNEL}"
+    return Target(canonical, True, lambda: factory(kernel, vectors))
+
 
 def parse_target(spec: str) -> Target:
     """A Target for ``spec``; a VfioHilError that lists the forms if it is none."""
+    if not isinstance(spec, str):
+        raise VfioHilError(f"a target spec must be text, not {spec!r}", f"give {_FORMS}")
     text = spec.strip()
+    if not text:
+        raise VfioHilError("empty target spec", f"give {_FORMS}")
     if text.startswith("sim:"):
-        preset, _, kernel = text[4:].partition("@")
-        factory = SIM_PRESETS.get(preset)
-        if factory is None:
-            raise VfioHilError(
-                f"unknown simulated device {preset!r}",
-                f"use one of: {', '.join('sim:' + p for p in SIM_PRESETS)} (optionally @KERNEL)",
-            )
-        kernel = kernel or DEFAULT_KERNEL
-        return Target(f"sim:{preset}@{kernel}", True, lambda: factory(kernel))
-    from vfio_hil._host import open_device, parse_address
+        return _sim(text)
+    from vfio_hil._host.sysfs import parse_address
 
     address = parse_address(text)
-    return Target(address, False, lambda: open_device(address))
+
+    def open_real() -> Device:
+        from vfio_hil._host import open_device
+
+        return open_device(address)
+
+    return Target(address, False, open_real)
 
 
-def targets_from_env() -> list[Target]:
-    """VFIO_HIL_DEVICES (real, comma-separated) and VFIO_HIL_SIM, else the sim presets."""
-    real = [a for a in os.environ.get("VFIO_HIL_DEVICES", "").split(",") if a.strip()]
-    sims = [s for s in os.environ.get("VFIO_HIL_SIM", "").split(",") if s.strip()]
-    specs = real + [s if s.startswith("sim:") else f"sim:{s}" for s in sims]
-    return [parse_target(s) for s in (specs or DEFAULT_TARGETS)]
+def env_list(name: str, environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """A comma-separated environment variable's entries; None when it is unset."""
+    env = os.environ if environ is None else environ
+    if name not in env:
+        return None
+    return [item.strip() for item in env[name].split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Selection:
+    specs: list[str]
+    source: str  # where they came from, for messages
+
+
+def _sim_spec(text: str) -> str:
+    return text if text.startswith("sim:") else f"sim:{text}"
+
+
+def select_specs(
+    devices: Sequence[str] = (),
+    sims: Sequence[str] = (),
+    ini_devices: Sequence[str] = (),
+    *,
+    require: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Selection:
+    """Which targets a run uses; the precedence, written down once:
+
+    real devices: ``devices`` (``--vfio-device``) beat ``VFIO_HIL_DEVICES``
+    beat ``ini_devices`` (the ``vfio_devices`` ini key); simulated ones:
+    ``sims`` (``--vfio-sim``) beat ``VFIO_HIL_SIM``, and are added to the real
+    ones.  With neither, the default simulations.  A ``VFIO_HIL_DEVICES``
+    that is set but names no device is an error under ``require`` or
+    ``CI=true``: a CI job must not pass on simulations by accident.
+    """
+    env = os.environ if environ is None else environ
+    env_devices = env_list("VFIO_HIL_DEVICES", env)
+    if env_devices == [] and (require or env.get("CI", "").lower() == "true"):
+        raise VfioHilError(
+            f"VFIO_HIL_DEVICES is set ({env['VFIO_HIL_DEVICES']!r}) but names no device",
+            "give comma-separated PCI addresses, or unset it to run the simulations",
+        )
+    chosen_sims = [_sim_spec(s) for s in sims] or [
+        _sim_spec(s) for s in env_list("VFIO_HIL_SIM", env) or []
+    ]
+    if devices:
+        return Selection([*devices, *chosen_sims], "--vfio-device")
+    if env_devices:
+        return Selection([*env_devices, *chosen_sims], "VFIO_HIL_DEVICES")
+    if ini_devices:
+        return Selection([*ini_devices, *chosen_sims], "the vfio_devices ini key")
+    if sims:
+        return Selection(chosen_sims, "--vfio-sim")
+    if chosen_sims:
+        return Selection(chosen_sims, "VFIO_HIL_SIM")
+    return Selection(list(DEFAULT_TARGETS), "the default simulated devices")
+
+
+def targets_from_env(environ: Mapping[str, str] | None = None) -> list[Target]:
+    """The targets the environment names (``select_specs`` with no options)."""
+    return [parse_target(s) for s in select_specs(environ=environ).specs]

@@ -1,9 +1,9 @@
 """A hypothesis state machine that drives a device and the model in lockstep.
 
 ``make_machine(open_kernel)`` returns a ``RuleBasedStateMachine`` class whose
-rules play every kind of step (``vfio_hil._diff.ops``) on the device and on
-its simulated twin through ``DifferentialRun``: SET_IRQS requests of every
-kind (from ``vfio_hil.strategies``), device-raised interrupts where the
+rules play every kind of step (``vfio_hil._lockstep.steps``) on the device
+and on its simulated twin through the lockstep engine (``vfio_hil._lockstep``):
+SET_IRQS requests of every kind (from ``vfio_hil.strategies``), device-raised interrupts where the
 device has a stimulus, reset, close/reopen, writes to eventfds (an
 unmask eventfd fires) and PCI_COMMAND INTx-disable writes.  After every step
 both sides must return the same value or errno and show the same counter on
@@ -40,8 +40,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import (
+from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
+from vfio_hil._fuzz.profiles import fuzz_settings, register_profiles
+from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep import (
     Clear,
+    Played,
     Raise,
     Reopen,
     Reset,
@@ -50,10 +54,6 @@ from vfio_hil._diff.ops import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
-from vfio_hil._fuzz.profiles import fuzz_settings, register_profiles
-from vfio_hil._fuzz.run import Played
-from vfio_hil._irq import IrqIndex
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 
@@ -282,14 +282,14 @@ def make_machine(
                   SimDevice with the device's capabilities and ``profile``,
                   which defaults to a simulated device's own kernel or the
                   running kernel for a real one).
-    reopen:       closes and reopens the device (default: ``SimDevice.reopen``
-                  for a simulated one, else close it and call ``open_kernel``).
+    reopen:       closes and reopens the device (default: the device's own
+                  ``reopen``, which opens it again the way it was opened).
     settings:     a profile name (``ci``, ``dev``, ``fuzz``) or a settings object.
     out_dir:      where failing runs write their counterexamples (default:
                   ``VFIO_HIL_FUZZ_OUT``, else ``$VFIO_HIL_RESULTS/counterexamples``,
                   else ``./vfio-hil-counterexamples``); ``export=False`` writes none.
-    settle_s:     how long steps that may signal late wait (default 30 ms on a
-                  real device, 10 ms when both sides are simulated).
+    settle_s:     how long steps that may signal late wait on a real device
+                  (default 30 ms); a simulated device is quiesced instead.
     progress:     called with the statistics every 10 s of a run.
     """
     context = MachineContext(

@@ -20,12 +20,11 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.guest.conftest import lab_devices
 from vfio_hil import open_device
-from vfio_hil._diff import running_kernel_profile
-from vfio_hil._diff.twin import sim_twin
 from vfio_hil._fuzz.mutants import MUTANTS
 from vfio_hil._fuzz.replay import replay
+from vfio_hil._host.platform import running_kernel_profile
+from vfio_hil._lockstep import twin_of
 from vfio_hil._scenario import ExpectationError, load_scenario, play_scenario
-from vfio_hil._sim.device import SimDevice
 from vfio_hil.stateful import Divergence, fuzz_settings, make_machine
 
 # A mutant each lab device exposes on every kernel of the matrix.
@@ -57,7 +56,7 @@ def test_a_mutant_found_on_the_real_kernel_replays_from_yaml_and_c(
     (mutant,) = [m for m in MUTANTS if m.name == name]
     machine = make_machine(
         lambda: open_device(address),
-        lambda dev: sim_twin(dev, profile, model=mutant.model),
+        lambda dev: twin_of(dev, profile, model=mutant.model),
         profile=profile,
         out_dir=tmp_path,
         settings=_NO_SHRINK,
@@ -74,9 +73,9 @@ def test_a_mutant_found_on_the_real_kernel_replays_from_yaml_and_c(
     assert replay(yaml_file, address) == 0
     # ... and fails on the mutant.
     with open_device(address) as real:
-        wrong = sim_twin(real, profile, model=mutant.model)
+        wrong = twin_of(real, profile, model=mutant.model)
     with pytest.raises(ExpectationError):
-        play_scenario(load_scenario(yaml_file), wrong, SimDevice.reopen, profile)
+        play_scenario(load_scenario(yaml_file), wrong, profile)
     wrong.close()
 
     gcc = shutil.which("gcc")

@@ -13,8 +13,8 @@ import pytest
 
 from tests.guest.conftest import lab_devices
 from vfio_hil import open_device
-from vfio_hil._diff import running_kernel_profile
 from vfio_hil._diff.check import run_differential
+from vfio_hil._host.platform import running_kernel_profile
 
 SEEDS = int(os.environ.get("VFIO_HIL_DIFF_SEEDS", "40"))
 

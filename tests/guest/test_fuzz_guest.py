@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.guest.conftest import lab_devices
 from vfio_hil import open_device
-from vfio_hil._diff import running_kernel_profile
+from vfio_hil._host.platform import running_kernel_profile
 from vfio_hil.stateful import fuzz_settings, make_machine
 
 CI = fuzz_settings("ci")

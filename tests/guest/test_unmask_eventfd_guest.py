@@ -14,7 +14,8 @@ import pytest
 
 from tests.guest.conftest import lab_devices
 from vfio_hil import Device, EventFd, IrqIndex, IrqSet, open_device
-from vfio_hil._diff import running_kernel_profile, sim_twin
+from vfio_hil._host.platform import running_kernel_profile
+from vfio_hil._lockstep import twin_of
 
 INTX = IrqIndex.INTX
 _EDU = ("0x1234", "0x11e8")
@@ -58,7 +59,7 @@ def _count_at_registration(dev: Device) -> list[int]:
 
 def test_unmask_eventfd_registration_and_writes_agree_with_the_twin() -> None:
     with open_device(_edu_address()) as real:
-        twin = sim_twin(real, running_kernel_profile())
+        twin = twin_of(real, running_kernel_profile())
         kernel = _count_at_registration(real)
     with twin:
         sim = _count_at_registration(twin)
@@ -92,7 +93,7 @@ def _shared_with_req(dev: Device) -> list[int]:
 
 def test_a_trigger_shared_with_the_unmask_eventfd_agrees_with_the_twin() -> None:
     with open_device(_edu_address()) as real:
-        twin = sim_twin(real, running_kernel_profile())
+        twin = twin_of(real, running_kernel_profile())
         kernel = _shared_with_req(real)
     with twin:
         sim = _shared_with_req(twin)

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from vfio_hil._lab import apt, cli, guest, kernels, qemu
+from vfio_hil._cli import lab as cli
+from vfio_hil._cli import main as vfio_hil_main
+from vfio_hil._exit import Exit
+from vfio_hil._lab import apt, guest, kernels, qemu
 from vfio_hil._lab._util import LabError
 from vfio_hil._lab.console import ConsoleScanner, classify, scan, split_kernel_text
 from vfio_hil._lab.kernels import Kernel, KernelSpec
@@ -567,19 +570,19 @@ def test_kernel_spec_is_hashable_for_dedup() -> None:
 
 
 def test_env_pairs() -> None:
-    assert cli._env(["A=1", "B_2=x=y", "EMPTY="]) == {"A": "1", "B_2": "x=y", "EMPTY": ""}
+    assert cli.env_pairs(["A=1", "B_2=x=y", "EMPTY="]) == {"A": "1", "B_2": "x=y", "EMPTY": ""}
     for bad in ("A", "=1", "A B=1", "1A=2"):
         with pytest.raises(LabError, match="NAME=VALUE"):
-            cli._env([bad])
+            cli.env_pairs([bad])
 
 
 def test_bad_kernel_spec_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.lab_main(["fetch", "--kernel", "latest"]) == cli.EXIT_USAGE
+    assert vfio_hil_main(["lab", "fetch", "--kernel", "latest"]) == Exit.USAGE
     assert "unknown kernel spec 'latest'" in capsys.readouterr().err
 
 
 def test_run_without_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.lab_main(["run", "--kernel", "6.1", "--"]) == cli.EXIT_USAGE
+    assert vfio_hil_main(["lab", "run", "--kernel", "6.1", "--"]) == Exit.USAGE
     assert "no command" in capsys.readouterr().err
 
 

@@ -1,37 +1,16 @@
-"""Differential checking: a device and its simulated twin, in lockstep."""
+"""Differential checking: matrix cases and seeded sequences on a device and its twin.
+
+The lockstep engine itself is ``vfio_hil._lockstep``.
+"""
 
 from vfio_hil._diff.cases import SLOTS, cleanup_steps, matrix_cases, random_sequence
-from vfio_hil._diff.ops import (
-    Clear,
-    Raise,
-    Reopen,
-    Reset,
-    SetDisIntx,
-    SetIrqs,
-    Step,
-    WriteEventfd,
-)
-from vfio_hil._diff.runner import DifferentialRun, Disagreement, Observation, Side
-from vfio_hil._diff.twin import function_of, running_kernel_profile, sim_twin
+from vfio_hil._diff.check import DiffReport, run_differential
 
 __all__ = [
     "SLOTS",
-    "Clear",
-    "DifferentialRun",
-    "Disagreement",
-    "Observation",
-    "Raise",
-    "Reopen",
-    "Reset",
-    "SetDisIntx",
-    "SetIrqs",
-    "Side",
-    "Step",
-    "WriteEventfd",
+    "DiffReport",
     "cleanup_steps",
-    "function_of",
     "matrix_cases",
     "random_sequence",
-    "running_kernel_profile",
-    "sim_twin",
+    "run_differential",
 ]

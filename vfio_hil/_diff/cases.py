@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping
 
-from vfio_hil._diff.ops import (
+from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
     Raise,
@@ -24,7 +25,6 @@ from vfio_hil._diff.ops import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._irq import IrqIndex
 
 __all__ = ["SLOTS", "Case", "cleanup_steps", "matrix_cases", "random_sequence"]
 

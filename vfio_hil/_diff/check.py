@@ -9,20 +9,12 @@ from dataclasses import dataclass, field
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps, matrix_cases, random_sequence
-from vfio_hil._diff.runner import (
-    SETTLE_S,
-    DifferentialRun,
-    Disagreement,
-    Side,
-    closed_fd_number,
-)
-from vfio_hil._diff.twin import sim_twin
-from vfio_hil._errors import VfioError
-from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, twin_of
+from vfio_hil._lockstep.timing import SETTLE_S
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 
-__all__ = ["DiffReport", "irq_counts", "run_differential"]
+__all__ = ["DiffReport", "run_differential"]
 
 
 @dataclass
@@ -44,31 +36,6 @@ class DiffReport:
         return "\n".join(f"[{label}] {d}" for label, d in self.disagreements)
 
 
-def irq_counts(device: Device) -> dict[int, int]:
-    """GET_IRQ_INFO counts by index; indexes that answer EINVAL are absent."""
-    counts = {}
-    for index in IrqIndex:
-        try:
-            counts[int(index)] = device.irq_info(index).count
-        except VfioError:
-            continue
-    return counts
-
-
-def _closing(open_kernel: Callable[[], Device]) -> Callable[[Device], Device]:
-    """Reopen by closing the device (the last close), then opening it anew."""
-
-    def reopen(device: Device) -> Device:
-        device.close()
-        return open_kernel()
-
-    return reopen
-
-
-def reopen_sim(device: Device) -> Device:
-    return device.reopen() if isinstance(device, SimDevice) else device
-
-
 def run_differential(
     open_kernel: Callable[[], Device],
     *,
@@ -83,20 +50,15 @@ def run_differential(
 ) -> DiffReport:
     """Play the matrix and ``seeds`` random sequences on a device and its twin.
 
-    ``reopen`` closes and reopens the kernel-side device (default: close it,
-    then ``open_kernel()``); the twin is reopened with ``SimDevice.reopen``.
+    ``reopen`` closes and reopens the kernel-side device (default: the
+    device's own ``reopen``); the twin is ``twin_of(device, profile)``.
     """
     started = time.monotonic()
     device = open_kernel()
-    twin = twin_factory(device) if twin_factory else sim_twin(device, profile)
+    twin = twin_factory(device) if twin_factory else twin_of(device, profile)
     counts = irq_counts(device)
     report = DiffReport(device.name, twin.profile.name)
-    closed = closed_fd_number()
-    run = DifferentialRun(
-        Side(device, reopen or _closing(open_kernel), SLOTS, closed),
-        Side(twin, reopen_sim, SLOTS, closed),
-        settle_s,
-    )
+    run = Lockstep(Side(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s))
     cases = matrix_cases(counts) if matrix else []
     stimulus = device.stimulus is not None
     cases += [
@@ -117,7 +79,5 @@ def run_differential(
     finally:
         report.steps = run.steps
         run.close()
-        run.kernel.device.close()
-        run.model.device.close()
         report.seconds = time.monotonic() - started
     return report

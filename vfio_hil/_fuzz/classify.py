@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vfio_hil import _uapi as u
-from vfio_hil._diff.ops import SetIrqs
+from vfio_hil._lockstep.steps import SetIrqs
 from vfio_hil._model.validate import set_irqs_validate_and_prepare
 
 __all__ = ["HEADER_SIZE", "payload_size", "refusal"]

@@ -20,13 +20,21 @@ from hypothesis.errors import InvalidArgument
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps
-from vfio_hil._diff.check import irq_counts
-from vfio_hil._diff.ops import Reopen, SetIrqs, Step
-from vfio_hil._diff.runner import SETTLE_S, Disagreement, Side, closed_fd_number
-from vfio_hil._diff.twin import running_kernel_profile, sim_twin
-from vfio_hil._fuzz.export import DeviceFacts, write_counterexample
-from vfio_hil._fuzz.run import FuzzRun, Played, RecordingSide
+from vfio_hil._fuzz.export import write_counterexample
+from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep import (
+    Disagreement,
+    Lockstep,
+    Played,
+    Reopen,
+    SetIrqs,
+    Side,
+    Step,
+    Timing,
+    irq_counts,
+    twin_of,
+)
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil.strategies import requests
@@ -35,7 +43,6 @@ __all__ = ["OUT_ENV", "FuzzStats", "MachineContext", "default_out_dir", "is_fina
 
 OUT_ENV = "VFIO_HIL_FUZZ_OUT"
 PROGRESS_S = 10.0  # long runs say how far they got this often
-SIM_SETTLE_S = 0.01  # a SimDevice's unmask-eventfd thread: well under this
 _NONE_TRIGGER = 0x21  # ACTION_TRIGGER | DATA_NONE
 _TRIGGER_EVENTFD = 0x24
 _UNMASK_EVENTFD = 0x14
@@ -75,31 +82,6 @@ def default_out_dir() -> Path:
     return Path("vfio-hil-counterexamples")
 
 
-def _default_reopen(open_kernel: Callable[[], Device]) -> Callable[[Device], Device]:
-    def reopen(device: Device) -> Device:
-        if isinstance(device, SimDevice):
-            return device.reopen()
-        device.close()
-        return open_kernel()
-
-    return reopen
-
-
-def _reopen_sim(device: Device) -> Device:
-    assert isinstance(device, SimDevice)
-    return device.reopen()
-
-
-def _sim_copy(device: SimDevice) -> SimDevice:
-    """The same simulated hardware and kernel, with the reference model."""
-    return SimDevice(
-        device.function,
-        kernel=device.profile,
-        edu=device.stimulus is not None,
-        name=f"twin:{device.name}",
-    )
-
-
 class MachineContext:
     """One machine class's device, twin and run, opened at the first example."""
 
@@ -115,7 +97,7 @@ class MachineContext:
     ) -> None:
         self.open_kernel = open_kernel
         self.twin_factory = twin_factory
-        self.reopen = reopen or _default_reopen(open_kernel)
+        self.reopen = reopen
         self.profile = profile
         self.out_dir = out_dir
         self.settle_s = settle_s
@@ -123,40 +105,34 @@ class MachineContext:
         self.stats = FuzzStats()
         self.progress: Callable[[FuzzStats], None] | None = None  # every PROGRESS_S
         self._reported = time.monotonic()
-        self._run: FuzzRun | None = None
+        self._run: Lockstep | None = None
+        self.twin: SimDevice | None = None
         self.counts: dict[int, int] = {}
         self.facts: DeviceFacts | None = None
         self.strategies: dict[str, st.SearchStrategy[SetIrqs]] = {}
         self.group_indexes: dict[str, list[int]] = {}
 
     @property
-    def run(self) -> FuzzRun:
+    def run(self) -> Lockstep:
         if self._run is None:
             self._run = self._open()
         return self._run
 
-    def _open(self) -> FuzzRun:
+    def _open(self) -> Lockstep:
         device = self.open_kernel()
-        simulated = isinstance(device, SimDevice)
         if self.twin_factory is not None:
             twin = self.twin_factory(device)
-        elif isinstance(device, SimDevice) and self.profile is None:
-            twin = _sim_copy(device)
         else:
-            twin = sim_twin(device, self.profile)
-        kernel = device.profile if isinstance(device, SimDevice) else running_kernel_profile()
+            twin = twin_of(device, self.profile)
+        self.twin = twin
         self.counts = irq_counts(device)
-        self.facts = DeviceFacts.of(device, kernel, self.counts)
+        self.facts = DeviceFacts.of(device, device.kernel, self.counts)
         self._strategies()
-        closed = closed_fd_number()
-        settle = (
-            self.settle_s if self.settle_s is not None else SIM_SETTLE_S if simulated else SETTLE_S
-        )
-        return FuzzRun(
-            Side(device, self.reopen, SLOTS, closed),
-            RecordingSide(twin, _reopen_sim, SLOTS, closed),
-            settle,
-            simulated=simulated,
+        timing = Timing() if self.settle_s is None else Timing(settle_s=self.settle_s)
+        return Lockstep(
+            Side(device, SLOTS, reopen=self.reopen),
+            Side(twin, SLOTS),
+            timing,
         )
 
     def _strategies(self) -> None:
@@ -180,10 +156,15 @@ class MachineContext:
         except InvalidArgument:  # no index at all: only invalid requests exist
             self.strategies["any"] = self.strategies["invalid"]
 
+    def _twin(self) -> SimDevice:
+        """The model side's device: the twin the run was opened with (reopen keeps it)."""
+        _ = self.run
+        assert self.twin is not None
+        return self.twin
+
     def active_indexes(self) -> set[int]:
         """The indexes the model side has enabled (or, for ERR/REQ, a trigger on)."""
-        twin = self.run.model.device
-        assert isinstance(twin, SimDevice)
+        twin = self._twin()
         state = twin.model.state
         active = {state.irq_type} if state.irq_type < IrqIndex.ERR else set()
         active |= {IrqIndex.ERR} if state.err_trigger is not None else set()
@@ -192,8 +173,7 @@ class MachineContext:
 
     def sweepable(self) -> set[int]:
         """Active indexes a loopback may touch (INTx with no trigger oopses before 2024)."""
-        twin = self.run.model.device
-        assert isinstance(twin, SimDevice)
+        twin = self._twin()
         intx = twin.model.state.intx
         active = self.active_indexes()
         if not twin.profile.persistent_intx and (intx is None or intx.trigger is None):
@@ -205,8 +185,7 @@ class MachineContext:
 
         On kernels before 6.5 the MSI/MSI-X range is the enabled ``num_ctx``.
         """
-        twin = self.run.model.device
-        assert isinstance(twin, SimDevice)
+        twin = self._twin()
         state = twin.model.state
         count = self.counts.get(index, 1)
         if index in (IrqIndex.MSI, IrqIndex.MSIX) and not twin.profile.dyn_ctx and state.num_ctx:
@@ -227,8 +206,7 @@ class MachineContext:
         action_data = step.flags & 0x3F
         if action_data not in (_TRIGGER_EVENTFD, _UNMASK_EVENTFD):
             return False
-        twin = self.run.model.device
-        assert isinstance(twin, SimDevice)
+        twin = self._twin()
         intx = twin.model.state.intx
         if intx is None:
             return False
@@ -243,7 +221,7 @@ class MachineContext:
         if self.progress is not None and time.monotonic() - self._reported >= PROGRESS_S:
             self._reported = time.monotonic()
             self.progress(self.stats)
-        if run.simulated:
+        if run.kernel.device.quiesce():  # simulated: start from a fresh open
             run.kernel.play(Reopen())
             run.model.play(Reopen())
         run.clean(cleanup_steps(self.counts))
@@ -274,8 +252,6 @@ class MachineContext:
             run, self._run = self._run, None
             run.clean(cleanup_steps(self.counts))
             run.close()
-            run.kernel.device.close()
-            run.model.device.close()
 
 
 def is_final_run() -> bool:

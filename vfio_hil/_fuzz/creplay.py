@@ -16,7 +16,10 @@ import errno as _errno
 from collections.abc import Sequence
 
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import (
+from vfio_hil._fuzz.ctemplate import MAIN_END, PRELUDE
+from vfio_hil._fuzz.facts import DeviceFacts
+from vfio_hil._lockstep import Played, late_steps
+from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
     FdResolver,
@@ -28,33 +31,12 @@ from vfio_hil._diff.ops import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._fuzz.ctemplate import MAIN_END, PRELUDE
-from vfio_hil._fuzz.export import DeviceFacts
-from vfio_hil._fuzz.run import Played
+from vfio_hil._lockstep.timing import POLL_S, REPLAY
 
-__all__ = ["c_program", "late_steps"]
+__all__ = ["c_program"]
 
 _EDU_RAISE, _EDU_ACK = 0x60, 0x64
-_INTX_OR_MSI = (0, 1)
 _INT_MIN = -(2**31)
-
-
-def late_steps(steps: Sequence[Step]) -> list[bool]:
-    """Which steps may signal after they return (``DifferentialRun``'s rule)."""
-    raised = False
-    late = []
-    for step in steps:
-        if isinstance(step, Raise):
-            raised = True
-        elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
-            raised = False
-        if isinstance(step, WriteEventfd):
-            late.append(True)
-        elif isinstance(step, Raise | SetDisIntx | Reopen):
-            late.append(raised)
-        else:
-            late.append(raised and isinstance(step, SetIrqs) and step.index in _INTX_OR_MSI)
-    return late
 
 
 def _c_string(text: str) -> str:
@@ -120,6 +102,10 @@ def c_program(trace: Sequence[Played], facts: DeviceFacts, scenario: str) -> str
     late = late_steps([p.step for p in trace])
     lines = [
         PRELUDE.replace("@SLOTS@", str(SLOTS))
+        .replace("@SETTLE_US@", str(round(REPLAY.settle_s * 1e6)))
+        .replace("@CONVERGE_US@", str(round(REPLAY.converge_s * 1e6)))
+        .replace("@POLL_US@", str(round(POLL_S * 1e6)))
+        .replace("@RECHECK@", str(int(REPLAY.recheck)))
         .replace("@SCENARIO@", scenario)
         .replace("@DEVICE@", f"{facts.name}, kernel {facts.kernel.name}")
     ]

@@ -33,8 +33,11 @@ PRELUDE = r"""/*
 #include <unistd.h>
 
 #define SLOTS @SLOTS@
-#define SETTLE_US 30000
-#define CONVERGE_MS 1000
+/* The waits of vfio_hil._lockstep.timing's policy for replays. */
+#define SETTLE_US @SETTLE_US@
+#define CONVERGE_US @CONVERGE_US@
+#define POLL_US @POLL_US@
+#define RECHECK @RECHECK@
 #define PCI_COMMAND 0x04
 #define CMD_MEMORY_MASTER 0x6
 #define CMD_INTX_DISABLE 0x400
@@ -225,12 +228,14 @@ static void observe(uint64_t *got, const uint64_t *want, int late)
 	}
 	usleep(SETTLE_US);
 	read_counters(got);
-	for (int waited = 0; below(got, want) && waited < CONVERGE_MS; waited += 5) {
-		usleep(5000);
+	for (long waited = 0; below(got, want) && waited < CONVERGE_US; waited += POLL_US) {
+		usleep(POLL_US);
 		read_counters(got);
 	}
-	usleep(SETTLE_US);
-	read_counters(got);
+	if (RECHECK) {
+		usleep(SETTLE_US);
+		read_counters(got);
+	}
 }
 
 static int check(int number, const char *step, int ret, int want_ret, const char *want_name,

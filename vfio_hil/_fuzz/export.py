@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from vfio_hil import _uapi as u
-from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._diff.ops import (
+from vfio_hil._fuzz.facts import DeviceFacts
+from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep import Observation, Played
+from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
     Raise,
@@ -30,15 +31,10 @@ from vfio_hil._diff.ops import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._diff.runner import Observation
-from vfio_hil._diff.twin import function_of
-from vfio_hil._fuzz.run import Played
-from vfio_hil._irq import IrqIndex
-from vfio_hil._model import KernelProfile
 from vfio_hil._scenario.discover import MARKER_LINE
 from vfio_hil._scenario.steps import FLAG_NAMES
 
-__all__ = ["DeviceFacts", "scenario_text", "step_yaml", "write_counterexample"]
+__all__ = ["scenario_text", "step_yaml", "write_counterexample"]
 
 _TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER
 _MASK = u.VFIO_IRQ_SET_ACTION_MASK
@@ -46,23 +42,6 @@ _UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
 _NONE = u.VFIO_IRQ_SET_DATA_NONE
 _BOOL = u.VFIO_IRQ_SET_DATA_BOOL
 _EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD
-
-
-@dataclass(frozen=True)
-class DeviceFacts:
-    """What a counterexample's ``requires:`` and header say about its device."""
-
-    name: str
-    kernel: KernelProfile
-    counts: Mapping[int, int]
-    pcie: bool
-    dyn_msix: bool
-    can_reset: bool
-
-    @classmethod
-    def of(cls, device: Device, kernel: KernelProfile, counts: Mapping[int, int]) -> DeviceFacts:
-        fn = function_of(device, kernel)
-        return cls(device.name, kernel, dict(counts), fn.pcie, fn.dyn_msix, fn.can_reset)
 
 
 def _index(index: int) -> str:

@@ -1,6 +1,7 @@
 """Real VFIO devices: discovery in sysfs, the group and cdev open paths,
-``HostDevice`` and the edu stimulus.  Nothing here is imported by the
-simulator; it needs a kernel with vfio-pci only when a device is opened.
+``HostDevice``, the edu stimulus and the host's platform facts.  The
+simulator uses only ``EduStimulus`` (the same register writes drive a
+simulated edu); a kernel with vfio-pci is needed only when a device is opened.
 """
 
 from vfio_hil._host.device import HostDevice

@@ -7,15 +7,20 @@ import errno
 import os
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vfio_hil import _ioctl
 from vfio_hil import _uapi as u
-from vfio_hil._device import DeviceInfo, RegionInfo, Stimulus
+from vfio_hil._device import DeviceInfo, Platform, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError
 from vfio_hil._host.edu import EduStimulus, is_edu
 from vfio_hil._host.nodes import Opened, close_all
+from vfio_hil._host.platform import host_platform, running_kernel_profile
 from vfio_hil._host.sysfs import PciDevice
 from vfio_hil._irq import IrqInfo, IrqInfoFlag, IrqSet
+
+if TYPE_CHECKING:
+    from vfio_hil._model.profile import KernelProfile
 
 __all__ = ["HostDevice"]
 
@@ -30,8 +35,15 @@ class HostDevice:
     with EBADF like they would on a closed fd.
     """
 
-    def __init__(self, name: str, opened: Opened, pci: PciDevice | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        opened: Opened,
+        pci: PciDevice | None = None,
+        reopen: Callable[[], HostDevice] | None = None,
+    ) -> None:
         self._name = name
+        self._reopen = reopen
         self._fd = opened.device_fd
         self.set_irqs = _ioctl.set_irqs_on(self._fd)
         self._backing = opened.backing_fds
@@ -121,7 +133,27 @@ class HostDevice:
         if done != len(data):
             raise VfioError(errno.EIO, f"{op}: short write of {done} bytes")
 
+    @property
+    def kernel(self) -> KernelProfile:
+        """The running kernel's profile: a real device is answered by it."""
+        return running_kernel_profile()
+
+    @property
+    def platform(self) -> Platform:
+        return host_platform()
+
     # --- lifetime ------------------------------------------------------------
+    def quiesce(self) -> bool:
+        """Nothing to do: the kernel's late signals come when they come."""
+        return False
+
+    def reopen(self) -> HostDevice:
+        """Close this device (the last close), then open it the same way again."""
+        if self._reopen is None:
+            raise VfioError(errno.EBADF, "reopen", f"{self._name} was not opened by open_device")
+        self.close()
+        return self._reopen()
+
     def close(self) -> None:
         """Close the device fd, then group/container or iommufd.  Idempotent."""
         if self._fd < 0:

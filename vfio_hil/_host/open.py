@@ -37,7 +37,9 @@ def open_device(address: str, *, iommu: str = "auto", paths: HostPaths | None = 
         opened = open_via_cdev(dev, paths)
     else:
         opened = open_via_group(dev, paths)
-    return HostDevice(dev.address, opened, dev)
+    return HostDevice(
+        dev.address, opened, dev, lambda: open_device(address, iommu=iommu, paths=paths)
+    )
 
 
 def _check_ready(dev: PciDevice, paths: HostPaths) -> None:

@@ -406,7 +406,8 @@ def show_commands(
 ) -> str:
     """What ``run_lab`` would execute: the virtme-run argv and guest script per kernel."""
     preset = get_preset(devices)
-    chosen = pick_accel(accel, kernels[0]) if kernels else "tcg"
+    # Pure: "auto" would boot a KVM probe guest; show the TCG fallback and say so.
+    chosen: Accel = "kvm" if accel == "kvm" else "tcg"
     root = (results_dir or Path(tempfile.gettempdir()) / "vfio-hil-lab-RESULTS").absolute()
     parts = []
     for k in kernels:
@@ -415,8 +416,13 @@ def show_commands(
         script = guest_script(
             k, preset, command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
         )
+        how = (
+            f"{chosen} (--accel auto: kvm instead if a probe guest boots)"
+            if accel == "auto"
+            else chosen
+        )
         parts.append(
-            f"# {k.describe()}, {chosen}\n{shlex.join(argv)}\n# {kdir / 'guest.sh'}:\n{script}"
+            f"# {k.describe()}, {how}\n{shlex.join(argv)}\n# {kdir / 'guest.sh'}:\n{script}"
         )
     return "\n".join(parts)
 

@@ -26,14 +26,15 @@ class ModelBase:
         self.eventfds = eventfds
         self.state = IrqState()
         self.lines = DeviceLines()
-        self.signalled: list[EventfdRef] = []
+        self.signalled: list[EventfdRef] | None = None  # recorded only inside apply()
         self._in_virqfd = False
 
     # eventfd_signal(): the eventfd's waiters run inside it, and a registered
     # INTx unmask eventfd's virqfd_wakeup() takes the count and unmasks, so a
     # trigger that shares that eventfd reads 0 (seen on 6.1.192 in the lab).
     def signal(self, ref: EventfdRef) -> None:
-        self.signalled.append(ref)
+        if self.signalled is not None:
+            self.signalled.append(ref)
         self.eventfds.signal(ref)
         intx = self.state.intx
         unmask = intx.unmask if intx is not None else None

@@ -125,9 +125,12 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
 
     def apply(self, request: IrqSet) -> Outcome:
         """Run one request; the return value and the eventfds it signalled."""
-        self.signalled.clear()
-        ret = self.ioctl_set_irqs(request.pack())
-        return Outcome(ret, tuple(self.signalled))
+        self.signalled = []
+        try:
+            ret = self.ioctl_set_irqs(request.pack())
+            return Outcome(ret, tuple(self.signalled))
+        finally:
+            self.signalled = None  # a SimDevice never calls apply(): keep nothing
 
     # --- device lifetime ----------------------------------------------------------
 
@@ -136,14 +139,15 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
         if self.function.pci_2_3:
             self.set_dis_intx(False)
 
-    # vfio_pci_core_close_device() + vfio_pci_core_disable() on the last close
+    # vfio_pci_core_close_device(): vfio_pci_core_disable() first (it disables
+    # the enabled index with a count-0 TRIGGER), then the ERR/REQ triggers' put
     def close_device(self) -> None:
         state = self.state
+        if state.irq_type != IRQ_NONE:
+            self.set_irqs_ioctl(u.VFIO_IRQ_SET_DATA_NONE | _TRIGGER, state.irq_type, 0, 0, b"")
         self.put(state.err_trigger)
         self.put(state.req_trigger)
         state.err_trigger = state.req_trigger = None
-        if state.irq_type != IRQ_NONE:
-            self.set_irqs_ioctl(u.VFIO_IRQ_SET_DATA_NONE | _TRIGGER, state.irq_type, 0, 0, b"")
         state.virq_disabled = False
 
     # vfio_pci_ioctl_reset(): no IRQ context changes

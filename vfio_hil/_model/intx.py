@@ -82,7 +82,8 @@ class IntxHandlers(ModelBase):
         if self.intx_unmask_handler() > 0:
             self.send_intx_eventfd()
 
-    # vfio_intx_handler(): runs while the line is asserted and not masked.
+    # The line as the IRQ core presents it: only an asserted, not DisINTx-masked
+    # line reaches a requested handler; then vfio_intx_handler() runs.
     def service_intx(self) -> None:
         lines = self.lines
         if not lines.intx_asserted or lines.dis_intx:
@@ -90,12 +91,13 @@ class IntxHandlers(ModelBase):
             return
         if not self.intx_handler_installed() or lines.intx_unseen:
             return
-        if lines.intx_asserted and not lines.dis_intx:
-            ctx = self._intx_ctx()
-            if not ctx.masked:  # pci_check_and_mask_intx()
-                self.set_dis_intx(True)
-                ctx.masked = True
-                self.send_intx_eventfd()
+        # vfio_intx_handler(): unless ctx->masked, pci_check_and_mask_intx()
+        # sets DisINTx, ctx->masked = true, and vfio_send_intx_eventfd().
+        ctx = self._intx_ctx()
+        if not ctx.masked:
+            self.set_dis_intx(True)
+            ctx.masked = True
+            self.send_intx_eventfd()
 
     # vfio_intx_enable()
     def intx_enable(self, trigger: EventfdRef | None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PROFILES", "KernelProfile", "kernel_profile"]
+__all__ = ["DEFAULT_KERNEL", "PROFILES", "KernelProfile", "kernel_profile", "kernel_spec"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ PROFILES: dict[str, KernelProfile] = {
     "7.3": _profile("7.3", (7, 3, 0)),
 }
 PROFILES["7"] = PROFILES["7.3"]
+DEFAULT_KERNEL = "6.12"  # what a simulated device runs when no kernel is named
 
 _DEBIAN_UPSTREAM = re.compile(r"Debian (\d+)\.(\d+)\.(\d+)")
 _RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
@@ -100,3 +101,28 @@ def kernel_profile(version: str) -> KernelProfile:
     if abi_name and (major, minor) == (6, 12):
         return _profile(f"6.12 ({text})", PROFILES["6.12"].version)
     return _profile(f"{major}.{minor}.{patch}", (major, minor, patch))
+
+
+_FULL_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def kernel_spec(text: str) -> KernelProfile:
+    """The profile a user names: a profile name (``6.12``) or an exact ``X.Y.Z``
+    between the oldest and the newest kernel the model knows (6.1.0 to 7.3.x).
+
+    Anything else is a ValueError that lists the accepted forms: a typo must
+    not silently become some other kernel.
+    """
+    name = text.strip()
+    if name in PROFILES:
+        return PROFILES[name]
+    match = _FULL_VERSION.match(name)
+    newest = max(p.version for p in PROFILES.values())
+    if match:
+        triple = (int(match[1]), int(match[2]), int(match[3]))
+        if triple >= (6, 1, 0) and triple[:2] <= newest[:2]:
+            return _profile(name, triple)
+    raise ValueError(
+        f"unknown kernel {text!r}: use one of {', '.join(PROFILES)}, or an exact version "
+        f"X.Y.Z from 6.1.0 to {newest[0]}.{newest[1]}.x"
+    )

@@ -1,13 +1,11 @@
-"""Command-line options and ini keys; precedence is written down once, here.
+"""Command-line options and ini keys.
 
-Targets: ``--vfio-device`` (repeatable) beats ``VFIO_HIL_DEVICES`` beats the
-``vfio_devices`` ini key; ``--vfio-sim`` adds simulated devices.  With no
-target from any of them, the embedded simulations (edu, virtio_msix) run.
+Which of them names the targets is decided by ``vfio_hil._targets.select_specs``
+(``--vfio-device`` beats ``VFIO_HIL_DEVICES`` beats the ``vfio_devices`` ini key;
+``--vfio-sim`` or else ``VFIO_HIL_SIM`` adds simulated devices).
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
@@ -38,16 +36,12 @@ def add_options(parser: pytest.Parser) -> None:
 
 def target_specs(config: pytest.Config) -> tuple[list[str], str]:
     """The target specs and where they came from (for messages)."""
-    devices: list[str] = config.getoption("vfio_device")
-    sims = [s if s.startswith("sim:") else f"sim:{s}" for s in config.getoption("vfio_sim")]
-    if devices:
-        return devices + sims, "--vfio-device"
-    env = [a.strip() for a in os.environ.get("VFIO_HIL_DEVICES", "").split(",") if a.strip()]
-    if env:
-        return env + sims, "VFIO_HIL_DEVICES"
-    ini: list[str] = config.getini("vfio_devices")
-    if ini:
-        return list(ini) + sims, "the vfio_devices ini key"
-    if sims:
-        return sims, "--vfio-sim"
-    return ["sim:edu", "sim:virtio_msix"], "the default simulated devices"
+    from vfio_hil._targets import select_specs
+
+    chosen = select_specs(
+        config.getoption("vfio_device"),
+        config.getoption("vfio_sim"),
+        config.getini("vfio_devices"),
+        require=config.getoption("vfio_require"),
+    )
+    return chosen.specs, chosen.source

@@ -14,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from vfio_hil._plugin import markers
-from vfio_hil._plugin.locks import device_lock
 from vfio_hil._plugin.options import add_options, target_specs
-from vfio_hil._plugin.state import TARGETS
-from vfio_hil._plugin.targets import TargetInfo, probe
+from vfio_hil._plugin.state import TARGETS, target_infos
+from vfio_hil._plugin.targets import TargetInfo
 
-INFOS = pytest.StashKey[dict[str, TargetInfo]]()
 BIND = pytest.StashKey[object]()
 _DEVICE_FIXTURES = {"vfio_device", "vfio_model", "vfio_stimulus", "vfio_target"}
 
@@ -33,8 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from vfio_hil._errors import VfioHilError
     from vfio_hil._targets import parse_target
 
-    specs, where = target_specs(config)
+    where = "the target options"
     try:
+        specs, where = target_specs(config)
         config.stash[TARGETS] = [parse_target(s) for s in specs]
         if config.getoption("vfio_bind") and not hasattr(config, "workerinput"):
             config.stash[BIND] = _bind(config)
@@ -71,9 +70,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _infos(config: pytest.Config) -> dict[str, TargetInfo]:
-    if INFOS not in config.stash:
-        config.stash[INFOS] = {t.spec: probe(t) for t in config.stash[TARGETS]}
-    return config.stash[INFOS]
+    return target_infos(config)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -102,6 +99,8 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
     Skips the test when its markers rule the target out.
     """
     info = _infos(request.config)[request.param.spec]
+    # JUnit XML records which device and kernel each result is about, skips too.
+    request.node.user_properties.extend(info.junit_properties())
     if info.error:
         pytest.fail(f"{info.target.spec} cannot be opened: {info.error}", pytrace=False)
     reason = markers.unmet(request.node, info)
@@ -110,10 +109,7 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
         if request.config.getoption("vfio_require") and not others:
             pytest.fail(f"no target can run this test (--vfio-require): {reason}", pytrace=False)
         pytest.skip(reason)
-    # JUnit XML records which device and kernel each result is about.
-    request.node.user_properties.append(("vfio_device", f"{info.target.spec} [{info.ids}]"))
-    request.node.user_properties.append(("vfio_kernel", info.kernel.name if info.kernel else "?"))
-    with device_lock(info.target.spec):
+    with info.target.hold():
         yield info
 
 
@@ -123,7 +119,7 @@ def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]
     device's interrupt status cleared (where it has a stimulus) and it is closed."""
     from vfio_hil._errors import VfioError
     from vfio_hil._irq import IrqIndex, IrqSet
-    from vfio_hil._mirror import ModelMirror, TrackedDevice
+    from vfio_hil._lockstep.mirror import ModelMirror, TrackedDevice
 
     assert isinstance(vfio_model, ModelMirror)
     device = TrackedDevice(vfio_target.target.open(), vfio_model)
@@ -142,14 +138,10 @@ def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]
 @pytest.fixture
 def vfio_model(vfio_target: TargetInfo) -> object:
     """The reference model of the device, kept in step with ``vfio_device``'s requests."""
-    from vfio_hil._diff.twin import function_of
-    from vfio_hil._mirror import ModelMirror
+    from vfio_hil._lockstep.mirror import ModelMirror
 
-    kernel = vfio_target.kernel
-    assert kernel is not None  # probe() sets it for every target that opened
     with vfio_target.target.open() as device:
-        function = getattr(device, "function", None) or function_of(device, kernel)
-    return ModelMirror(function, kernel)
+        return ModelMirror.of(device)
 
 
 @pytest.fixture

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from vfio_hil._device import Device
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._irq import IrqIndex, IrqInfo
-from vfio_hil._model import KernelProfile
-from vfio_hil._plugin.locks import device_lock
-from vfio_hil._sim.device import SimDevice
+from vfio_hil._model.profile import KernelProfile
 from vfio_hil._targets import Target
 
 __all__ = ["TargetInfo", "probe"]
@@ -27,6 +24,11 @@ class TargetInfo:
     stimulus: bool = False
     error: str | None = None
 
+    def junit_properties(self) -> list[tuple[str, str]]:
+        """What JUnit XML records about each result: which device, which kernel."""
+        kernel = self.kernel.name if self.kernel else "?"
+        return [("vfio_device", f"{self.target.spec} [{self.ids}]"), ("vfio_kernel", kernel)]
+
     def header(self) -> str:
         if self.error:
             return f"{self.target.spec}: cannot open: {self.error}"
@@ -40,25 +42,17 @@ class TargetInfo:
         )
 
 
-def _kernel_of(device: Device) -> KernelProfile:
-    if isinstance(device, SimDevice):
-        return device.profile
-    from vfio_hil._diff.twin import running_kernel_profile
-
-    return running_kernel_profile()
-
-
 def probe(target: Target) -> TargetInfo:
     """Open ``target`` once for its IRQ table, ids and kernel; never raises."""
     info = TargetInfo(target)
     try:
-        with device_lock(target.spec), target.open() as device:
+        with target.hold(), target.open() as device:
             for index in IrqIndex:
                 with contextlib.suppress(VfioError):
                     info.irqs[int(index)] = device.irq_info(index)
             vendor, dev = device.read_region(7, 0, 2), device.read_region(7, 2, 2)
             info.ids = f"{int.from_bytes(vendor, 'little'):04x}:{int.from_bytes(dev, 'little'):04x}"
-            info.kernel = _kernel_of(device)
+            info.kernel = device.kernel
             info.stimulus = device.stimulus is not None
             pci = getattr(device, "pci", None)
             info.driver = pci.driver if pci is not None else "simulated"

@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vfio_hil._device import Device
-from vfio_hil._diff.twin import running_kernel_profile
 from vfio_hil._model import KernelProfile
-from vfio_hil._plugin.state import targets_of
+from vfio_hil._plugin.state import target_info, targets_of
 from vfio_hil._scenario.discover import is_scenario_file
 from vfio_hil._scenario.expect import NoExpectationError
 from vfio_hil._scenario.load import Scenario, ScenarioSyntaxError, load_scenario
 from vfio_hil._scenario.play import ExpectationError, play_scenario
 from vfio_hil._scenario.report import render_failure, step_header
 from vfio_hil._scenario.steps import ScenarioStep
-from vfio_hil._sim.device import SimDevice
 from vfio_hil._targets import Target
 
 if TYPE_CHECKING:
@@ -46,10 +43,6 @@ def _shown(config: pytest.Config, path: Path) -> str:
         return str(path.relative_to(config.rootpath))
     except ValueError:
         return str(path)
-
-
-def _kernel_of(device: Device) -> KernelProfile:
-    return device.profile if isinstance(device, SimDevice) else running_kernel_profile()
 
 
 class ScenarioFile(pytest.File):
@@ -81,9 +74,17 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         self.current = None
+        info = target_info(self.config, self.target)
+        self.user_properties.extend(info.junit_properties())
+        if info.error:
+            pytest.fail(f"{self.target.spec} cannot be opened: {info.error}", pytrace=False)
+        with self.target.hold():
+            self._run()
+
+    def _run(self) -> None:
         device = self.target.open()
         try:
-            self.kernel = _kernel_of(device)
+            self.kernel = device.kernel
             reason = self.scenario.requires.unmet(device, self.kernel)
         except BaseException:
             device.close()
@@ -92,13 +93,7 @@ class ScenarioItem(pytest.Item):
             device.close()
             # Reported at the scenario's location, as a skip mark's would be.
             raise pytest.skip.Exception(f"{self.target.spec}: {reason}", _use_item_location=True)
-        play_scenario(self.scenario, device, self._reopen, self.kernel, self._track)
-
-    def _reopen(self, device: Device) -> Device:
-        if isinstance(device, SimDevice):
-            return device.reopen()
-        device.close()
-        return self.target.open()
+        play_scenario(self.scenario, device, self.kernel, self._track)
 
     def _header(self, step: ScenarioStep) -> str:
         where = _shown(self.config, self.path)

@@ -1,29 +1,24 @@
 """Play a scenario on an open device and check every step's expectation.
 
-Steps are played by ``vfio_hil._diff.runner.Side`` (the differential
-check's player), so a scenario and a differential run mean the same thing by
-each op.  Counters are read after every step; after a step whose signals can
-arrive once the call has returned (a device interrupt, the unmask eventfd's
-workqueue: ``LateSignals``) the reader settles, polls until the expected counts arrive (at
-most ``CONVERGE_S``), then settles again to catch any extra signal.
+Steps are played by the lockstep engine's ``Side``, so a scenario and a
+differential run mean the same thing by each op.  Counters are read after
+every step; after a step whose signals can arrive once the call has returned
+(``vfio_hil._lockstep.timing.LateSignals``) the reader follows the replay
+policy (``timing.REPLAY``): settle, poll until the expected counts arrive,
+settle again to catch any extra signal.  A simulated device is quiesced
+instead: nothing is late there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfio_hil._device import Device
-from vfio_hil._diff.runner import (
-    SETTLE_S,
-    LateSignals,
-    Side,
-    closed_fd_number,
-    read_converging,
-)
 from vfio_hil._irq import IrqIndex, IrqSet
+from vfio_hil._lockstep import LateSignals, Side
+from vfio_hil._lockstep.timing import REPLAY
 from vfio_hil._model import KernelProfile
 from vfio_hil._scenario.expect import Expect
 from vfio_hil._scenario.load import Scenario
@@ -62,22 +57,10 @@ class ExpectationError(AssertionError):
         )
 
 
-def _read(side: Side, expected: tuple[int, ...], late: bool) -> tuple[int, ...]:
-    if not late:
-        return tuple(side.read())
-    # Settle first, as DifferentialRun does: a virqfd drains the unmask
-    # eventfd (SimDevice's from a thread), and reading it first would race.
-    time.sleep(SETTLE_S)
-    got = read_converging(side, expected)
-    time.sleep(SETTLE_S)  # anything beyond the expected counts arrives now
-    return tuple(g + n for g, n in zip(got, side.read(), strict=True))
-
-
 def play_scenario(
     scenario: Scenario,
     device: Device,
-    reopen: Callable[[Device], Device],
-    profile: KernelProfile,
+    profile: KernelProfile | None = None,
     on_step: Callable[[ScenarioStep], None] = lambda step: None,
 ) -> None:
     """Play every step; raise ExpectationError at the first mismatch.
@@ -85,7 +68,8 @@ def play_scenario(
     Whatever happens, every index is disabled, the device's interrupt status
     cleared, the eventfds closed and the device closed.
     """
-    side = Side(device, reopen, scenario.eventfds, closed_fd_number())
+    profile = profile or device.kernel
+    side = Side(device, scenario.eventfds)
     late = LateSignals()
     try:
         for step in scenario.steps:
@@ -93,7 +77,8 @@ def play_scenario(
             expected = step.expect.select(profile)
             want = expected.counters(scenario.eventfds)
             result = side.play(step.op)
-            observed = Observed(result, _read(side, want, late.after(step.op)))
+            is_late = late.after(step.op) and not side.device.quiesce()
+            observed = Observed(result, tuple(REPLAY.read(side.read, want, is_late)))
             if observed != Observed(expected.result, want):
                 raise ExpectationError(step, expected, observed)
     finally:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfio_hil._device import Device
-from vfio_hil._diff.twin import function_of
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep.twin import function_of
 from vfio_hil._model import KernelProfile
 from vfio_hil._scenario.kernels import KernelRange
 from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
@@ -54,7 +54,7 @@ class Requires:
                 return f"needs {IrqIndex(index).name} count == {exact}; {name} has {count}"
         if self.stimulus is not None and (device.stimulus is not None) != self.stimulus:
             return f"needs a device {'with' if self.stimulus else 'without'} a stimulus (edu)"
-        fn = function_of(device, profile)
+        fn = function_of(device)
         for key, wanted, actual in (
             ("PCI Express", self.pcie, fn.pcie),
             ("dynamic MSI-X", self.dyn_msix, fn.dyn_msix),

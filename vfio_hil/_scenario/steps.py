@@ -1,4 +1,4 @@
-"""Step kinds: each YAML step becomes one ``vfio_hil._diff.ops`` step.
+"""Step kinds: each YAML step becomes one ``vfio_hil._lockstep.steps`` step.
 
 ``enable``, ``disable``, ``trigger``, ``trigger_bool``, ``mask``, ``unmask``,
 ``unmask_eventfd`` and ``raw`` are SET_IRQS requests (``SetIrqs``);
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
-from vfio_hil._diff.ops import (
+from vfio_hil._irq import IrqIndex
+from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
     Raise,
@@ -23,7 +24,6 @@ from vfio_hil._diff.ops import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._irq import IrqIndex
 from vfio_hil._scenario.expect import ByKernel, Expect, parse_expect, slot_number
 from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
 

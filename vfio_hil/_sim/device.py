@@ -8,10 +8,11 @@ import threading
 from typing import Any
 
 from vfio_hil import _uapi as u
-from vfio_hil._device import DeviceInfo, RegionInfo, Stimulus
+from vfio_hil._device import DeviceInfo, Platform, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqInfo, IrqSet
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
+from vfio_hil._model.profile import DEFAULT_KERNEL
 from vfio_hil._model.state import IrqState
 from vfio_hil._sim.config import (
     CAP_ID_EXP,
@@ -27,7 +28,6 @@ from vfio_hil._sim.unmask import UnmaskWatcher
 
 __all__ = ["DEFAULT_KERNEL", "SimDevice"]
 
-DEFAULT_KERNEL = "6.12"
 _REGION_SHIFT = 40  # vfio-pci's VFIO_PCI_INDEX_TO_OFFSET
 _RW = u.VFIO_REGION_INFO_FLAG_READ | u.VFIO_REGION_INFO_FLAG_WRITE
 VIRTIO_VENDOR = 0x1AF4
@@ -143,6 +143,15 @@ class SimDevice:
         return self._name
 
     @property
+    def kernel(self) -> KernelProfile:
+        return self.profile
+
+    @property
+    def platform(self) -> Platform:
+        fn = self.function
+        return Platform(fn.intx_level_at_enable, fn.pci_2_3, fn.host_vectors)
+
+    @property
     def stimulus(self) -> Stimulus | None:
         if self._edu is None:
             return None
@@ -228,14 +237,17 @@ class SimDevice:
             self._closed = True
         self._watcher.stop()
 
-    def quiesce(self) -> None:
+    def quiesce(self) -> bool:
         """Let every write to the unmask eventfd so far take effect, now.
 
         The kernel unmasks inside the writer's ``write(2)``; here a thread
         does it soon after, and every device operation first catches up.
+        Everything else is delivered synchronously, so afterwards nothing is
+        pending: always True.
         """
         with self._lock:
             self._watcher.catch_up()
+        return True
 
     def reopen(self) -> SimDevice:
         """Close, then open the same function again: device-side state persists."""

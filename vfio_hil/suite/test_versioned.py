@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from vfio_hil import Device, EventFd, IrqIndex, IrqSet
-from vfio_hil._mirror import ModelMirror
+from vfio_hil._lockstep.mirror import ModelMirror
 from vfio_hil.suite._helpers import count_of, outcome, with_irq
 
 MakeFds = Callable[[int], list[EventFd]]

@@ -1,9 +1,8 @@
-"""Play one sequence on a device and on its simulated twin, and compare.
+"""Play one sequence on a device and on its twin, in lockstep, and compare.
 
 After every step both sides must agree on the return value or errno and on
-the counter of every eventfd slot.  Signals that the kernel delivers from
-interrupt context or a workqueue arrive a little after the ioctl returns,
-so steps that can cause them are given a short settle time.
+the counter of every eventfd slot.  ``vfio_hil._lockstep.timing`` decides
+which steps may signal late and how long the kernel side is waited for.
 """
 
 from __future__ import annotations
@@ -17,35 +16,29 @@ from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
-from vfio_hil._diff.ops import (
+from vfio_hil._errors import VfioError, errno_name
+from vfio_hil._eventfd import EventFd
+from vfio_hil._lockstep.steps import (
     Clear,
     FdResolver,
     Raise,
     Reopen,
     Reset,
-    SetDisIntx,
     SetIrqs,
     Step,
     WriteEventfd,
 )
-from vfio_hil._errors import VfioError, errno_name
-from vfio_hil._eventfd import EventFd
+from vfio_hil._lockstep.timing import LateSignals, Timing
 
 __all__ = [
-    "DifferentialRun",
     "Disagreement",
-    "LateSignals",
+    "Lockstep",
     "Observation",
+    "Played",
     "Side",
     "closed_fd_number",
-    "read_converging",
 ]
 
-# Long enough for a TCG guest to take an interrupt; bounded either way.
-SETTLE_S = 0.03
-CONVERGE_S = 1.0
-_INTX_OR_MSI = (0, 1)
-_ERR_OR_REQ = (3, 4)
 _CMD_INTX_DISABLE = 1 << 10
 
 
@@ -53,6 +46,14 @@ _CMD_INTX_DISABLE = 1 << 10
 class Observation:
     result: int | str  # the return value, or the errno's name
     counters: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Played:
+    """One step and what the kernel side answered (return value or errno, counters)."""
+
+    step: Step
+    kernel: Observation
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,33 @@ class Disagreement:
         return "\n".join(lines)
 
 
+def closed_fd_number() -> int:
+    """A descriptor number that is not open: the highest the limit allows."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(soft, 1 << 20) - 1
+
+
 class Side:
     """One device and the eventfds, closed number and non-eventfd it uses."""
 
     def __init__(
-        self, device: Device, reopen: Callable[[Device], Device], slots: int, closed_fd: int
+        self,
+        device: Device,
+        slots: int,
+        closed_fd: int | None = None,
+        reopen: Callable[[Device], Device] | None = None,
     ) -> None:
         self.device = device
-        self._reopen = reopen
+        self._reopen = reopen or (lambda dev: dev.reopen())
         self.eventfds = [EventFd() for _ in range(slots)]
         self._not_eventfd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        self.resolve = FdResolver([e.fd for e in self.eventfds], closed_fd, self._not_eventfd)
+        closed = closed_fd_number() if closed_fd is None else closed_fd
+        self.resolve = FdResolver([e.fd for e in self.eventfds], closed, self._not_eventfd)
 
     def play(self, step: Step) -> int | str:
+        """The step's return value, or its errno's name."""
         try:
             return self._play(step)
         except VfioError as err:
@@ -121,92 +136,55 @@ class Side:
         return 0
 
     def read(self) -> list[int]:
+        """Every slot's counter (reading drains it)."""
         return [e.read() for e in self.eventfds]
 
     def close(self) -> None:
+        """Close the eventfds (not the device: whoever opened it closes it)."""
         for efd in self.eventfds:
             efd.close()
         os.close(self._not_eventfd)
 
 
-class LateSignals:
-    """Could the kernel signal after a step returned (IRQ context or workqueue)?
+class Lockstep:
+    """A kernel-backed side and a model-backed side, stepped together.
 
-    While the device has raised and not cleared everything, INTx/MSI
-    requests, DisINTx writes and reopens can deliver from interrupt context;
-    the unmask eventfd's re-fire always runs on a workqueue, also when an
-    ERR/REQ loopback signals an eventfd that is the INTx unmask eventfd too
-    (virqfd_wakeup() unmasks inside eventfd_signal() and schedules the
-    re-fire: found on 7.2.13 in CI, where the read beat the kworker).
+    The model side is a ``SimDevice`` (``twin_of``); it answers at once.
+    The kernel side may be real (its late signals are waited for as
+    ``timing`` says) or simulated (then both sides are quiesced after each
+    step and nothing is late).
     """
 
-    def __init__(self) -> None:
-        self.raised = False
-
-    def after(self, step: Step) -> bool:
-        if isinstance(step, Raise):
-            self.raised = True
-        elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
-            self.raised = False
-        if isinstance(step, WriteEventfd):
-            return True
-        if isinstance(step, Raise | SetDisIntx | Reopen):
-            return self.raised
-        if not (self.raised and isinstance(step, SetIrqs)):
-            return False
-        return step.index in _INTX_OR_MSI or _is_err_req_loopback(step)
-
-
-def _is_err_req_loopback(step: SetIrqs) -> bool:
-    data = step.flags & u.VFIO_IRQ_SET_DATA_TYPE_MASK
-    return (
-        step.index in _ERR_OR_REQ
-        and step.flags & u.VFIO_IRQ_SET_ACTION_TRIGGER != 0
-        and data in (u.VFIO_IRQ_SET_DATA_NONE, u.VFIO_IRQ_SET_DATA_BOOL)
-    )
-
-
-def read_converging(side: Side, expected: list[int] | tuple[int, ...]) -> list[int]:
-    """Read ``side``'s counters, waiting (bounded) for any still below ``expected``."""
-    got = side.read()
-    deadline = time.monotonic() + CONVERGE_S
-    while any(g < e for g, e in zip(got, expected, strict=True)) and time.monotonic() < deadline:
-        time.sleep(0.005)
-        got = [g + n for g, n in zip(got, side.read(), strict=True)]
-    return got
-
-
-def closed_fd_number() -> int:
-    """A descriptor number that is not open: the highest the limit allows."""
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return min(soft, 1 << 20) - 1
-
-
-class DifferentialRun:
-    """A kernel-backed side and a model-backed side, stepped in lockstep."""
-
-    def __init__(self, kernel: Side, model: Side, settle_s: float = SETTLE_S) -> None:
+    def __init__(self, kernel: Side, model: Side, timing: Timing | None = None) -> None:
         self.kernel = kernel
         self.model = model
-        self.settle_s = settle_s
+        self.timing = timing or Timing()
         self.steps = 0
-        self._late = LateSignals()
+        self.late = LateSignals()
 
-    def play(self, step: Step) -> Disagreement | None:
+    def _settled(self) -> bool:
+        # Both sides, always: a simulated side's unmask-eventfd thread must catch up.
+        kernel_done = self.kernel.device.quiesce()
+        self.model.device.quiesce()
+        return kernel_done
+
+    def step(self, step: Step) -> tuple[Played, Disagreement | None]:
+        """Play ``step`` on both sides: what the kernel side did, and any disagreement."""
         self.steps += 1
         k_result = self.kernel.play(step)
         m_result = self.model.play(step)
-        late = self._late.after(step)
-        if late:
-            time.sleep(self.settle_s)
+        late = self.late.after(step)
+        late = not self._settled() and late
         expected = self.model.read()
         # Loopback signals are synchronous; only late paths get time to converge.
-        got = self._read_kernel_converging(expected) if late else self.kernel.read()
+        got = self.timing.read(self.kernel.read, expected, late)
         kernel = Observation(k_result, tuple(got))
         model = Observation(m_result, tuple(expected))
-        return None if kernel == model else Disagreement(self.steps, step, kernel, model)
+        played = Played(step, kernel)
+        return played, None if kernel == model else Disagreement(self.steps, step, kernel, model)
+
+    def play(self, step: Step) -> Disagreement | None:
+        return self.step(step)[1]
 
     def clean(self, steps: list[Step]) -> None:
         """Play ``steps`` on both sides uncompared, clear the device, drop counts."""
@@ -216,15 +194,15 @@ class DifferentialRun:
         for side in (self.kernel, self.model):
             if side.device.stimulus is not None:
                 side.play(Clear())
-        if self._late.raised:
-            time.sleep(self.settle_s)
-        self._late.raised = False
+        if not self._settled() and self.late.raised:
+            time.sleep(self.timing.settle_s)  # a late signal is dropped below, not counted
+        self.late.raised = False
         self.kernel.read()
         self.model.read()
 
-    def _read_kernel_converging(self, expected: list[int]) -> list[int]:
-        return read_converging(self.kernel, expected)
-
     def close(self) -> None:
+        """Close both sides' eventfds and both devices."""
         self.kernel.close()
         self.model.close()
+        self.kernel.device.close()
+        self.model.device.close()

@@ -13,11 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from vfio_hil._device import Device, DeviceInfo, RegionInfo, Stimulus
+from vfio_hil._device import Device, DeviceInfo, Platform, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError
 from vfio_hil._eventfd import EventFd
 from vfio_hil._irq import IrqInfo, IrqSet
+from vfio_hil._lockstep.twin import function_of
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel
+from vfio_hil._model.state import IrqState
 from vfio_hil._sim.eventfds import RealEventfds, _eventfd_id
 
 __all__ = ["ModelMirror", "TrackedDevice"]
@@ -69,6 +71,11 @@ class _CountingRealEventfds:
 class ModelMirror:
     """The model's view of one device; ``take(efd)`` is what it expects read."""
 
+    @classmethod
+    def of(cls, device: Device) -> ModelMirror:
+        """The model of ``device``: the twin builder's hardware, the device's kernel."""
+        return cls(function_of(device), device.kernel)
+
     def __init__(self, function: PciFunction, profile: KernelProfile) -> None:
         self._eventfds = _CountingRealEventfds()
         self.model = VfioPciModel(function, profile, self._eventfds)
@@ -116,6 +123,25 @@ class TrackedDevice:
     def reset(self) -> None:
         self.mirror.model.reset()
         self._device.reset()
+
+    def reopen(self) -> TrackedDevice:
+        """Reopen the device; the model sees the last close and a new open too."""
+        self.mirror.model.close_device()
+        self.mirror.model.state = IrqState()
+        self.mirror.model.open_device()
+        self._device = self._device.reopen()
+        return self
+
+    def quiesce(self) -> bool:
+        return self._device.quiesce()
+
+    @property
+    def kernel(self) -> KernelProfile:
+        return self._device.kernel
+
+    @property
+    def platform(self) -> Platform:
+        return self._device.platform
 
     @property
     def name(self) -> str:

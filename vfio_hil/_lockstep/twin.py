@@ -1,29 +1,39 @@
-"""Build a SimDevice that looks like a given device from user space."""
+"""The twin: a SimDevice that looks like a given device from user space.
+
+One builder for every caller (the plugin's model, the differential check,
+the scenario player, the fuzzer): the twin's hardware is what GET_IRQ_INFO,
+GET_INFO and config space say, plus the device's ``Platform`` facts; its
+kernel is the device's profile unless one is named.  Built from a
+SimDevice it is that SimDevice's configuration again (a test checks this),
+so comparing a simulation with its twin never compares two different builds.
+"""
 
 from __future__ import annotations
 
-import os
 import struct
 
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex, IrqInfoFlag
-from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
+from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel
 from vfio_hil._sim.device import SimDevice
-from vfio_hil._sim.edu import EDU_DEVICE, EDU_VENDOR
 
-__all__ = ["function_of", "running_kernel_profile", "sim_twin"]
+__all__ = ["function_of", "irq_counts", "twin_of"]
 
 _PCI_STATUS_CAP_LIST = 0x10
 _PCI_CAP_ID_EXP = 0x10
 
 
-def running_kernel_profile() -> KernelProfile:
-    """The profile of this machine's kernel (``uname -v`` names Debian's upstream)."""
-    uname = os.uname()
-    version = f"{uname.release} {uname.version}"
-    return kernel_profile(version if "Debian" in version else uname.release)
+def irq_counts(device: Device) -> dict[int, int]:
+    """GET_IRQ_INFO counts by index; indexes that answer EINVAL are absent."""
+    counts = {}
+    for index in IrqIndex:
+        try:
+            counts[int(index)] = device.irq_info(index).count
+        except VfioError:
+            continue
+    return counts
 
 
 def _count(device: Device, index: int) -> tuple[int, int] | None:
@@ -51,47 +61,40 @@ def _is_pcie(device: Device) -> bool:
     return False
 
 
-def running_under_qemu(dmi: str = "/sys/class/dmi/id/sys_vendor") -> bool:
-    try:
-        with open(dmi) as f:
-            return f.read().strip() == "QEMU"
-    except OSError:
-        return False
-
-
-def function_of(device: Device, profile: KernelProfile) -> PciFunction:
-    """The PciFunction whose GET_IRQ_INFO and GET_INFO equal ``device``'s."""
+def function_of(device: Device) -> PciFunction:
+    """The PciFunction whose GET_IRQ_INFO, GET_INFO and platform equal ``device``'s."""
     intx = _count(device, IrqIndex.INTX)
     msi = _count(device, IrqIndex.MSI)
     msix = _count(device, IrqIndex.MSIX)
+    platform = device.platform
     return PciFunction(
         intx_pin=bool(intx and intx[0]),
         msi_vectors=msi[0] if msi else 0,
         msix_vectors=msix[0] if msix else 0,
         pcie=_is_pcie(device),
+        pci_2_3=platform.pci_2_3,
         dyn_msix=bool(msix and msix[0] and not msix[1] & IrqInfoFlag.NORESIZE),
+        host_vectors=platform.host_vectors,
         can_reset=device.info().can_reset,
-        # QEMU's IO-APIC loses a level raised before the IRQ was requested.
-        intx_level_at_enable=not running_under_qemu(),
+        intx_level_at_enable=platform.intx_level_at_enable,
     )
 
 
-def sim_twin(
+def twin_of(
     device: Device,
     profile: KernelProfile | None = None,
     model: type[VfioPciModel] = VfioPciModel,
 ) -> SimDevice:
-    """A SimDevice with ``device``'s IRQ capabilities and, for edu, its stimulus,
-    answered by ``model`` (a subclass of the reference: e.g. a mutant)."""
-    profile = profile or running_kernel_profile()
+    """A SimDevice with ``device``'s hardware, platform and (for edu) stimulus,
+    answered by ``model`` (a subclass of the reference: e.g. a mutant) under
+    ``profile`` (default: the device's kernel)."""
     cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
     vendor, dev_id = struct.unpack("<HH", device.read_region(cfg, 0, 4))
-    edu = (vendor, dev_id) == (EDU_VENDOR, EDU_DEVICE)
     return SimDevice(
-        function_of(device, profile),
-        kernel=profile,
+        function_of(device),
+        kernel=profile or device.kernel,
         model=model,
-        edu=edu,
+        edu=device.stimulus is not None,
         name=f"twin:{device.name}",
         vendor=vendor,
         device=dev_id,

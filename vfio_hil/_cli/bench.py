@@ -1,0 +1,62 @@
+"""``vfio-hil bench``: loopback (Python against C) and mutants (the fuzzer's power)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vfio_hil._cli.common import PROFILES, in_lab
+from vfio_hil._exit import Exit
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench", help="benchmarks: loopback (Python against C), mutants (the fuzzer's power)"
+    )
+    which = bench.add_subparsers(dest="bench", required=True, parser_class=type(bench))
+    loopback = which.add_parser("loopback", help="SET_IRQS loopback: Python against C")
+    loopback.add_argument("--lab", metavar="KERNEL", help="run it in the lab on KERNEL")
+    loopback.set_defaults(handler=_loopback)
+
+    mutants = which.add_parser("mutants", help="how fast the fuzzer finds each mutant")
+    mutants.add_argument("--only", action="append", metavar="NAME", help="one mutant (repeatable)")
+    mutants.add_argument("--no-shrink", action="store_true", help="stop at the first failure")
+    mutants.add_argument("--profile", choices=PROFILES, default="ci")
+    mutants.add_argument("--out", type=Path, metavar="DIR", help="write counterexamples here")
+    mutants.set_defaults(handler=_mutants)
+
+
+def _loopback(args: argparse.Namespace) -> int:
+    if args.lab:
+        return in_lab(args.lab, [sys.executable, "-m", "vfio_hil._bench.loopback"])
+    from vfio_hil._bench.loopback import main as loopback_main
+
+    return loopback_main()
+
+
+def _mutants(args: argparse.Namespace) -> int:
+    from vfio_hil._errors import VfioHilError
+    from vfio_hil._fuzz.bench import format_table, run_mutant
+    from vfio_hil._fuzz.mutants import MUTANTS
+
+    names = [m.name for m in MUTANTS]
+    unknown = [n for n in args.only or [] if n not in names]
+    if unknown:
+        raise VfioHilError(f"unknown mutant {unknown[0]!r}", f"use one of: {', '.join(names)}")
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    started = time.monotonic()
+    rows = []
+    for mutant in chosen:
+        rows.append(
+            run_mutant(mutant, profile=args.profile, shrink=not args.no_shrink, out_dir=args.out)
+        )
+        print(f"{mutant.name}: {'detected' if rows[-1].detected else 'NOT detected'}", flush=True)
+    print(format_table(rows))
+    found = sum(r.detected for r in rows)
+    print(f"{found}/{len(rows)} detected in {time.monotonic() - started:.1f}s")
+    return Exit.OK if found == len(rows) else Exit.FAILED

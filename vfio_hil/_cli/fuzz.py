@@ -1,0 +1,120 @@
+"""``vfio-hil fuzz``: hypothesis drives a device and the model in lockstep.
+
+    vfio-hil fuzz (--device ADDR | --sim PRESET[:VECTORS][@KERNEL] | --lab KERNEL
+                   | --devices-from-env) [--profile ci|dev|fuzz] [--max-examples N]
+                  [--out DIR] [--timeout S]
+
+``--lab`` runs ``python -m vfio_hil fuzz --devices-from-env`` inside the guest.
+Exit status: 0 agreement, 1 a disagreement, 2 usage or setup error, 130
+interrupted (Ctrl-C; the statistics so far are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vfio_hil._cli.common import PROFILES, in_lab, positive
+from vfio_hil._device import Device
+from vfio_hil._exit import Exit
+
+if TYPE_CHECKING:
+    from hypothesis import settings
+
+__all__ = ["LAB_TIMEOUT_S", "add_parser"]
+
+LAB_TIMEOUT_S = 2400.0
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "fuzz",
+        help="drive a device and the model in lockstep with hypothesis",
+        description="Drive a device and the model in lockstep with hypothesis' state machine.",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--device", action="append", metavar="ADDR", help="a vfio-pci device")
+    where.add_argument("--sim", metavar="PRESET[:VECTORS][@KERNEL]", help="a simulated device")
+    where.add_argument("--lab", metavar="KERNEL", help="boot KERNEL in QEMU, fuzz its devices")
+    where.add_argument(
+        "--devices-from-env",
+        action="store_true",
+        help="every address in VFIO_HIL_DEVICES (what --lab runs in the guest)",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default="ci")
+    parser.add_argument("--max-examples", type=positive, metavar="N", help="override the profile's")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=LAB_TIMEOUT_S,
+        metavar="S",
+        help=f"--lab: hard limit per guest (default {LAB_TIMEOUT_S:.0f} s; the ci profile "
+        "takes ~16 min under TCG)",
+    )
+    parser.set_defaults(handler=_fuzz)
+
+
+def _fuzz_one(
+    label: str, open_device: Callable[[], Device], chosen: settings, out: Path | None
+) -> int:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from vfio_hil.stateful import Divergence, FuzzStats, make_machine
+
+    def report(stats: FuzzStats, verdict: str = "running") -> None:
+        rate = stats.steps / stats.seconds if stats.seconds else 0.0
+        print(
+            f"{label}: {verdict}; {stats.examples} examples, {stats.steps} steps in "
+            f"{stats.seconds:.1f}s ({rate:.0f} steps/s)",
+            flush=True,
+        )
+
+    machine = make_machine(open_device, settings=chosen, out_dir=out, progress=report)
+    code, verdict = Exit.OK, "agree"
+    try:
+        run_state_machine_as_test(machine, settings=chosen)
+    except Divergence as exc:
+        print(exc, file=sys.stderr)
+        code, verdict = Exit.FAILED, "DISAGREE"
+    except KeyboardInterrupt:
+        code, verdict = Exit.INTERRUPTED, "interrupted"
+    finally:
+        machine.close_device()
+    stats = machine.stats()
+    report(stats, verdict)
+    for path in stats.counterexamples:
+        print(f"  counterexample: {path}")
+    return code
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    if args.lab:
+        inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
+        inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
+        inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
+        return in_lab(args.lab, inner, timeout=args.timeout)
+    from hypothesis import settings
+
+    from vfio_hil._errors import VfioHilError
+    from vfio_hil._fuzz.profiles import fuzz_settings
+    from vfio_hil._targets import env_list, parse_target
+
+    specs = [f"sim:{args.sim.removeprefix('sim:')}"] if args.sim else list(args.device or [])
+    if args.devices_from_env:
+        specs = env_list("VFIO_HIL_DEVICES") or []
+        if not specs:
+            raise VfioHilError("VFIO_HIL_DEVICES names no device", "set it, or use --device")
+    targets = [parse_target(spec) for spec in specs]  # every spec checked before any run
+    chosen = fuzz_settings(args.profile)
+    if args.max_examples:
+        chosen = settings(chosen, max_examples=args.max_examples)
+    codes: list[int] = []
+    for target in targets:
+        codes.append(_fuzz_one(target.spec, target.open, chosen, args.out))
+        if codes[-1] == Exit.INTERRUPTED:
+            break
+    return max(codes, default=Exit.OK)

@@ -1,0 +1,203 @@
+"""``vfio-hil lab``: run a command in guests, fetch and list lab kernels.
+
+    vfio-hil lab run [--kernel SPEC]... [--accel auto|kvm|tcg] [--devices PRESET]
+                     [--timeout S] [--results DIR] [--show-command] -- COMMAND...
+    vfio-hil lab fetch [--kernel SPEC]... [--refresh]
+    vfio-hil lab kernels
+
+Exit status of ``run``: 0 when the command passed on every kernel, 1 when it
+failed on some kernel (nonzero exit), 3 when a guest failed (timeout, boot
+failure, kernel Oops/BUG/panic/lockup), 2 for usage and setup errors, 130
+when stopped by Ctrl-C or SIGTERM (the guest is killed first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vfio_hil._exit import Exit
+
+__all__ = ["add_parser", "env_pairs", "run_guarded"]
+
+_KERNEL_HELP = "6.1, 6.12, 7, newest, all, X.Y, or VMLINUZ[:MODULES_DIR]; repeatable (default: all)"
+
+
+def add_parser(sub: Any) -> None:
+    from vfio_hil._lab.qemu import PRESETS
+    from vfio_hil._lab.run import DEFAULT_TIMEOUT_S
+
+    lab = sub.add_parser(
+        "lab",
+        help="boot kernels in QEMU: run, fetch, kernels",
+        description="Boot Debian kernels in QEMU with emulated PCI devices behind an "
+        "emulated IOMMU, bind them to vfio-pci and run a command in the guest.",
+    )
+    actions = lab.add_subparsers(dest="action", required=True, parser_class=type(lab))
+
+    run = actions.add_parser("run", help="run COMMAND in a guest per kernel")
+    run.add_argument("--kernel", action="append", metavar="SPEC", help=_KERNEL_HELP)
+    run.add_argument(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="auto probes KVM and falls back to TCG (default: auto)",
+    )
+    run.add_argument(
+        "--devices",
+        choices=sorted(PRESETS),
+        default="default",
+        help="emulated device preset (default: default)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"hard timeout per guest in seconds (default: {DEFAULT_TIMEOUT_S:.0f})",
+    )
+    run.add_argument(
+        "--results",
+        type=Path,
+        metavar="DIR",
+        help="results directory (default: a new temporary directory)",
+    )
+    run.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
+    run.add_argument("--cpus", type=int, default=2, help="guest vCPUs (default: 2)")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an environment variable for the command (repeatable)",
+    )
+    run.add_argument("--verbose", action="store_true", help="also echo the boot console")
+    run.add_argument(
+        "--show-command",
+        action="store_true",
+        help="print the virtme-run command and guest script, then exit (boots nothing)",
+    )
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...")
+    run.set_defaults(handler=_lab_errors(_run))
+
+    fetch = actions.add_parser("fetch", help="download kernels into the cache")
+    fetch.add_argument("--kernel", action="append", metavar="SPEC", help=_KERNEL_HELP)
+    fetch.add_argument(
+        "--refresh", action="store_true", help="update the package lists and fetch newer releases"
+    )
+    fetch.set_defaults(handler=_lab_errors(_fetch))
+    actions.add_parser("kernels", help="list cached kernels").set_defaults(
+        handler=_lab_errors(_list)
+    )
+
+
+def _lab_errors(handler: Any) -> Any:
+    """A LabError is a setup error the user can fix: one line, Exit.USAGE."""
+
+    def call(args: argparse.Namespace) -> int:
+        from vfio_hil._lab._util import LabError
+
+        try:
+            return int(handler(args))
+        except LabError as exc:
+            print(f"vfio-hil lab: error: {exc}", file=sys.stderr)
+            return Exit.USAGE
+
+    return call
+
+
+def _kernels(specs: Sequence[str] | None, refresh: bool = False) -> list[Any]:
+    from vfio_hil._lab.kernels import parse_specs, resolve
+
+    return [resolve(spec, refresh=refresh) for spec in parse_specs(specs or ["all"])]
+
+
+def env_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """``--env NAME=VALUE`` pairs; the name goes into ``export NAME=...`` in the guest."""
+    from vfio_hil._lab._util import LabError
+
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise LabError(f"--env wants NAME=VALUE with a shell variable name, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through run_one, which kills the guest
+
+
+def run_guarded(kernel_specs: Sequence[str] | None, command: Sequence[str], **options: Any) -> int:
+    """``run_lab`` on these kernels with SIGTERM handled like Ctrl-C; an ``Exit``.
+
+    A CI runner's cancel must not leave a QEMU behind: SIGTERM unwinds through
+    the run, which kills its guests.  The lab's own errors are usage errors.
+    """
+    from vfio_hil._lab._util import LabError
+    from vfio_hil._lab.run import run_lab
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    try:
+        results = run_lab(_kernels(kernel_specs), command, **options)
+    except KeyboardInterrupt:
+        print("vfio-hil lab: stopped; no guest is left running", file=sys.stderr)
+        return Exit.INTERRUPTED
+    except LabError as exc:
+        print(f"vfio-hil lab: error: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if any(r.guest_failed for r in results):
+        return Exit.GUEST_FAILED
+    return Exit.OK if all(r.ok for r in results) else Exit.FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vfio_hil._lab._util import LabError
+    from vfio_hil._lab.run import show_commands
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise LabError("no command: vfio-hil lab run [options] -- COMMAND...")
+    options: dict[str, Any] = {
+        "accel": args.accel,
+        "devices": args.devices,
+        "timeout": args.timeout,
+        "results_dir": args.results,
+        "memory": args.memory,
+        "cpus": args.cpus,
+        "env": env_pairs(args.env),
+    }
+    if args.show_command:
+        print(show_commands(_kernels(args.kernel), command, **options))
+        return Exit.OK
+    return run_guarded(args.kernel, command, verbose=args.verbose, **options)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    for k in _kernels(args.kernel, refresh=args.refresh):
+        print(f"{k.name}: {k.release} (upstream {k.upstream}, {k.source}) {k.vmlinuz}")
+    return Exit.OK
+
+
+def _list(_: argparse.Namespace) -> int:
+    from vfio_hil._lab.kernels import MATRIX, cache_dir, cached_kernels
+
+    kernels = cached_kernels()
+    print(f"# cache: {cache_dir()} (matrix: {', '.join(MATRIX)})")
+    for k in kernels:
+        packages = ", ".join(k.packages) or "local"
+        print(f"{k.release:28} upstream {k.upstream:10} {k.source:17} {packages}")
+    if not kernels:
+        print("# no cached kernels: vfio-hil lab fetch --kernel all")
+    return Exit.OK

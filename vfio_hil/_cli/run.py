@@ -1,0 +1,49 @@
+"""``vfio-hil run``: the conformance suite (the main job)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vfio_hil._cli.common import in_lab
+from vfio_hil._exit import Exit
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the conformance suite (the main job)")
+    run.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a PCI device bound to vfio-pci (repeatable)",
+    )
+    run.add_argument(
+        "--sim",
+        action="append",
+        default=[],
+        metavar="PRESET[:VECTORS][@KERNEL]",
+        help="a simulated device: edu, virtio_msix, virtio_msix_2048 (repeatable)",
+    )
+    run.add_argument(
+        "--lab", metavar="KERNEL", help="boot KERNEL (6.1, 6.12, newest, all) in QEMU and run there"
+    )
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    suite = ["--pyargs", "vfio_hil.suite"]
+    if args.lab:  # the lab points pytest's cache into its results directory
+        return in_lab(args.lab, [sys.executable, "-m", "pytest", *suite, *args.pytest_args])
+    import pytest
+
+    targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]
+    # -p no:cacheprovider: leave no .pytest_cache where the user stands
+    code = pytest.main([*suite, "-p", "no:cacheprovider", *targets, *args.pytest_args])
+    if code == pytest.ExitCode.INTERRUPTED:
+        return Exit.INTERRUPTED
+    return Exit.OK if code == 0 else Exit.FAILED if code == 1 else Exit.USAGE
