@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from vfio_hil import VfioPciModel
-from vfio_hil._fuzz.bench import run_mutant
+from vfio_hil._bench.mutants import run_mutant
 from vfio_hil._fuzz.mutants import MUTANTS, Mutant
 
 

@@ -36,7 +36,7 @@ BASE_ARGS = ("-p", "no:vfio_hil", "-p", "no:cacheprovider", "-rs")
 MARK = "vfio-hil: scenario/1\n"  # line 1 of every scenario file
 
 CONFTEST = """
-from vfio_hil._scenario import collect_file
+from vfio_hil._plugin.scenarios import collect_file
 
 def pytest_collect_file(file_path, parent):
     return collect_file(file_path, parent)

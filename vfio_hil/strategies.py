@@ -44,9 +44,9 @@ from hypothesis.errors import InvalidArgument
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._fuzz.classify import HEADER_SIZE
 from vfio_hil._lockstep.steps import FdRef, FdResolver, SetIrqs
 from vfio_hil._lockstep.twin import irq_counts
+from vfio_hil._uapi import IRQ_SET_HEADER_SIZE as HEADER_SIZE
 
 __all__ = [
     "KINDS",

@@ -40,8 +40,8 @@ def _loopback(args: argparse.Namespace) -> int:
 
 
 def _mutants(args: argparse.Namespace) -> int:
+    from vfio_hil._bench.mutants import format_table, run_mutant
     from vfio_hil._errors import VfioHilError
-    from vfio_hil._fuzz.bench import format_table, run_mutant
     from vfio_hil._fuzz.mutants import MUTANTS
 
     names = [m.name for m in MUTANTS]

@@ -3,7 +3,7 @@
 Each overrides one handler (the SimDevice extension point, docs/simdevice.md)
 to behave like a real historical bug or a regression someone could plausibly
 write.  ``MUTANTS`` lists them with the simulated device and kernel that
-expose them; ``vfio_hil._fuzz.bench`` measures how fast the state machine
+expose them; ``vfio_hil._bench.mutants`` measures how fast the state machine
 finds each one.
 """
 

@@ -74,10 +74,10 @@ def _infos(config: pytest.Config) -> dict[str, TargetInfo]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Scenario files (YAML under scenarios/, or with a top-level ``steps:``)."""
+    """Scenario files: YAML with the top-level key ``vfio-hil: scenario/1``."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    from vfio_hil._scenario import collect_file
+    from vfio_hil._plugin.scenarios import collect_file
 
     return collect_file(file_path, parent)
 
