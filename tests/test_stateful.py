@@ -15,7 +15,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from vfio_hil import SimDevice, VfioPciModel
 from vfio_hil._diff.cases import SLOTS
-from vfio_hil._fuzz.export import scenario_text, step_yaml
+from vfio_hil._fuzz.export import scenario_text
 from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._fuzz.mutants import SecondUnmaskEventfdReplaces
 from vfio_hil._fuzz.profiles import DB_ENV, fuzz_settings
@@ -33,6 +33,7 @@ from vfio_hil._lockstep.steps import (
 from vfio_hil._model import kernel_profile
 from vfio_hil._scenario import ExpectationError, load_scenario, parse_scenario, play_scenario
 from vfio_hil._scenario.expect import Expect
+from vfio_hil._scenario.write import step_yaml
 from vfio_hil.cli import main as vfio_hil_main
 from vfio_hil.stateful import DifferentialMachine, Divergence, make_machine
 from vfio_hil.strategies import requests

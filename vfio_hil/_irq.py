@@ -114,12 +114,32 @@ def _index_name(index: int) -> str:
         return str(index)
 
 
-def _flags_name(flags: int) -> str:
-    names = [f.name for f in IrqSetFlag if flags & f and f.name]
+# The scenario format's flag names: IrqSetFlag's without DATA_/ACTION_.
+FLAG_NAMES = {f.name.split("_", 1)[1]: int(f) for f in IrqSetFlag if f.name}
+
+
+def flags_name(flags: int, *, short: bool = False) -> str:
+    """``DATA_EVENTFD|ACTION_TRIGGER`` (``short``: ``EVENTFD|TRIGGER``); unknown bits in hex."""
+    names = [
+        f.name.split("_", 1)[1] if short else f.name for f in IrqSetFlag if flags & f and f.name
+    ]
     extra = flags & ~0x3F
     if extra:
         names.append(f"{extra:#x}")
     return "|".join(names) or "0"
+
+
+def describe_request(
+    flags: int, index: int, start: int, count: int, payload: str | None, argsz: int | None
+) -> str:
+    """``SET_IRQS(index=MSIX, DATA_NONE|ACTION_TRIGGER, start=0, count=1)``: one
+    request as ``IrqSet`` and the lockstep ``SetIrqs`` step both show it."""
+    parts = [f"index={_index_name(index)}", flags_name(flags), f"start={start}", f"count={count}"]
+    if payload is not None:
+        parts.append(payload)
+    if argsz is not None:
+        parts.append(f"argsz={argsz}")
+    return f"SET_IRQS({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -255,20 +275,13 @@ class IrqSet:
         return struct.unpack_from(f"<{n}i", self.data) if n else ()
 
     def __repr__(self) -> str:
-        parts = [
-            f"index={_index_name(self.index)}",
-            _flags_name(self.flags),
-            f"start={self.start}",
-            f"count={self.count}",
-        ]
+        payload = None
         if self.data:
             if self.flags & _EVENTFD and len(self.data) % 4 == 0:
-                parts.append(f"fds={list(self.fds)}")
+                payload = f"fds={list(self.fds)}"
             else:
-                parts.append(f"data={list(self.data)}")
-        if self.argsz is not None:
-            parts.append(f"argsz={self.argsz}")
-        return f"SET_IRQS({', '.join(parts)})"
+                payload = f"data={list(self.data)}"
+        return describe_request(self.flags, self.index, self.start, self.count, payload, self.argsz)
 
 
 _NONE = u.VFIO_IRQ_SET_DATA_NONE

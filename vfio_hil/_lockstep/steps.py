@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vfio_hil._irq import IrqSet, _flags_name, _index_name
+from vfio_hil._irq import IrqSet, describe_request
 
 __all__ = [
     "Clear",
@@ -49,19 +49,12 @@ class SetIrqs:
         return IrqSet.raw(self.flags, self.index, self.start, self.count, data, self.argsz)
 
     def __repr__(self) -> str:
-        parts = [
-            f"index={_index_name(self.index)}",
-            _flags_name(self.flags),
-            f"start={self.start}",
-            f"count={self.count}",
-        ]
+        payload = None
         if self.fds is not None:
-            parts.append(f"fds={list(self.fds)}")
-        if self.bools is not None:
-            parts.append(f"data={list(self.bools)}")
-        if self.argsz is not None:
-            parts.append(f"argsz={self.argsz}")
-        return f"SET_IRQS({', '.join(parts)})"
+            payload = f"fds={list(self.fds)}"
+        elif self.bools is not None:
+            payload = f"data={list(self.bools)}"
+        return describe_request(self.flags, self.index, self.start, self.count, payload, self.argsz)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
-from vfio_hil._irq import IrqIndex
+from vfio_hil._irq import FLAG_NAMES, IrqIndex
 from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
@@ -35,15 +35,6 @@ _EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD
 _MASK = u.VFIO_IRQ_SET_ACTION_MASK
 _UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
 _TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER
-# The names a scenario file writes flags with (the fuzzer writes them back).
-FLAG_NAMES = {
-    "NONE": _NONE,
-    "BOOL": _BOOL,
-    "EVENTFD": _EVENTFD,
-    "MASK": _MASK,
-    "UNMASK": _UNMASK,
-    "TRIGGER": _TRIGGER,
-}
 _INDEX_NAMES = [i.name for i in IrqIndex]
 _S32 = (-(1 << 31), (1 << 31) - 1)
 
