@@ -274,7 +274,7 @@ def test_targets_that_lack_a_requirement_are_skipped_with_the_reason(
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines_random(
         [
-            "SKIPPED [[]1[]] needs.yaml:3: sim:edu@6.1: needs kernel >=6.5; sim:edu runs 6.1",
+            "SKIPPED [[]1[]] needs.yaml:3: sim:edu@6.1: needs kernel >=6.5; it runs 6.1",
             "SKIPPED [[]1[]] needs.yaml:3: sim:virtio_msix@6.12: needs a device with a stimulus*",
         ]
     )
@@ -290,7 +290,7 @@ def test_requirements_pass_and_the_scenario_runs(scenario_dir: pytest.Pytester) 
     )
     result = run(scenario_dir, "edu@6.12,virtio_msix@6.12")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*sim:edu@6.12: needs MSIX count >= 8; sim:edu has 0"])
+    result.stdout.fnmatch_lines(["*sim:edu@6.12: needs MSIX count >= 8; it has 0"])
 
 
 def test_exact_counts_select_only_a_device_with_those_counts(
@@ -303,8 +303,8 @@ def test_exact_counts_select_only_a_device_with_those_counts(
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(
         [
-            "*sim:virtio_msix@6.12: needs MSIX count == 8; sim:virtio_msix:64 has 64",
-            "*sim:edu@6.12: needs MSIX count == 8; sim:edu has 0",
+            "*sim:virtio_msix@6.12: needs MSIX count == 8; it has 64",
+            "*sim:edu@6.12: needs MSIX count == 8; it has 0",
         ]
     )
 

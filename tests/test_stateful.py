@@ -92,7 +92,7 @@ def test_the_scenario_passes_on_the_device_and_fails_on_the_mutant(
 ) -> None:
     scenario = load_scenario(counterexample[0])
     assert scenario.eventfds == SLOTS
-    assert scenario.requires.kernel is not None
+    assert scenario.requires.kernels
     right = _virtio()
     play_scenario(scenario, right, right.profile)
     wrong = _virtio(SecondUnmaskEventfdReplaces)

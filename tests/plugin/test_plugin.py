@@ -33,7 +33,7 @@ def test_default_targets_are_the_simulated_presets(pytester: pytest.Pytester) ->
             "vfio-hil targets:",
             "*sim:edu@6.12 [[]1234:11e8[]]*MSIX=0x9/0*",
             "*test_sparse?sim:virtio_msix@6.12? PASSED*",
-            "*sim:edu@6.12 has 0 MSIX vector(s); the test needs 4*",
+            "*sim:edu@6.12: needs MSIX count >= 4; it has 0*",
         ]
     )
     result.assert_outcomes(passed=1, skipped=1)
@@ -81,8 +81,8 @@ def test_kernel_and_stimulus_markers(pytester: pytest.Pytester) -> None:
         [
             "*test_new?sim:virtio_msix@6.12? PASSED*",
             "*test_raises?sim:edu@6.1? PASSED*",
-            "*sim:edu@6.1 runs kernel 6.1, outside >=6.5*",
-            "*sim:virtio_msix@6.12 cannot raise interrupts on demand*",
+            "*sim:edu@6.1: needs kernel >=6.5; it runs 6.1*",
+            "*sim:virtio_msix@6.12: needs a device with a stimulus (edu)*",
         ]
     )
     result.assert_outcomes(passed=2, skipped=2)
@@ -211,3 +211,34 @@ def test_vfio_bind_without_devices_says_what_to_give(pytester: pytest.Pytester) 
         ["*--vfio-bind has nothing to bind*", "*hint: give the devices with --vfio-device*"]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_marker_and_a_scenario_requirement_rule_a_target_out_alike(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.vfio_irq("MSIX", 4)
+        def test_needs_msix(vfio_device):
+            pass
+        """
+    )
+    pytester.makefile(
+        ".yaml", needs_msix="vfio-hil: scenario/1\nrequires: {msix: 4}\nsteps:\n  - reset\n"
+    )
+    result = pytester.runpytest("-rs", "--vfio-sim", "edu", "-p", "no:cacheprovider")
+    skips = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert len(skips) == 2, result.outlines
+    reasons = {line.split(": ", 1)[1] for line in skips}
+    assert reasons == {"sim:edu@6.12: needs MSIX count >= 4; it has 0"}
+
+
+def test_vfio_require_fails_a_scenario_no_target_can_run(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml", needs_msix="vfio-hil: scenario/1\nrequires: {msix: 4}\nsteps:\n  - reset\n"
+    )
+    result = pytester.runpytest("--vfio-sim", "edu", "--vfio-require", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no target can run this scenario (--vfio-require)*"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._exit import Exit
+from vfio_hil._needs import Facts
 from vfio_hil._scenario import ExpectationError, ScenarioSyntaxError, load_scenario, play_scenario
 from vfio_hil._scenario.expect import NoExpectationError
 from vfio_hil._scenario.report import render_failure, step_header
@@ -26,10 +27,10 @@ def replay(path: Path, spec: str) -> int:
         print(f"vfio-hil replay: {exc}", file=sys.stderr)
         return Exit.USAGE
     kernel = device.kernel
-    reason = scenario.requires.unmet(device, kernel)
+    reason = scenario.requires.unmet(Facts.of(device, target.spec))
     if reason is not None:
         device.close()
-        print(f"{path}: cannot run on {target.spec}: {reason}", file=sys.stderr)
+        print(f"{path}: cannot run: {reason}", file=sys.stderr)
         return Exit.USAGE
 
     try:

@@ -12,9 +12,10 @@ from typing import NoReturn
 import pytest
 
 from vfio_hil._fuzz.profiles import register_profiles
+from vfio_hil._needs import Needs
 from vfio_hil._plugin.targets import TargetInfo
 
-__all__ = ["register", "unmet"]
+__all__ = ["needs_of", "register", "unmet"]
 
 # hypothesis loads --hypothesis-profile in its pytest_configure, which may run
 # before ours: pytest importing its plugins (plugin.py imports this module) is
@@ -49,19 +50,23 @@ def register(config: pytest.Config) -> None:
     config.pluginmanager.register(_Check(), "vfio_hil-marker-check")
 
 
+def needs_of(item: pytest.Item) -> Needs:
+    """The item's markers as one ``Needs`` (a bad argument fails the item)."""
+    needs = Needs()
+    for mark in item.iter_markers("vfio_irq"):
+        index, min_count, flags = _irq_args(item, mark)
+        needs &= Needs(counts=((index, min_count),), flags=((index, flags),) if flags else ())
+    if item.get_closest_marker("vfio_stimulus"):
+        needs &= Needs(stimulus=True)
+    for mark in item.iter_markers("vfio_kernel"):
+        needs &= Needs(kernels=(_kernel_range(item, mark),))
+    return needs
+
+
 def unmet(item: pytest.Item, info: TargetInfo) -> str | None:
     """Why ``info``'s target cannot run ``item`` (None: it can)."""
-    for mark in item.iter_markers("vfio_irq"):
-        reason = _irq(item, mark, info)
-        if reason:
-            return reason
-    if item.get_closest_marker("vfio_stimulus") and not info.stimulus:
-        return f"{info.target.spec} cannot raise interrupts on demand"
-    for mark in item.iter_markers("vfio_kernel"):
-        reason = _kernel(item, mark, info)
-        if reason:
-            return reason
-    return None
+    assert info.facts is not None  # probe() sets them for every target that opened
+    return needs_of(item).unmet(info.facts)
 
 
 def _bad(node: pytest.Item, mark: pytest.Mark, problem: str) -> NoReturn:
@@ -88,20 +93,6 @@ def _irq_args(node: pytest.Item, mark: pytest.Mark) -> tuple[int, int, int]:
     _bad(node, mark, f"{problem}; use {_IRQ_USAGE}")
 
 
-def _irq(item: pytest.Item, mark: pytest.Mark, info: TargetInfo) -> str | None:
-    from vfio_hil._irq import IrqIndex
-
-    index, min_count, flags = _irq_args(item, mark)
-    irq = info.irqs.get(index)
-    name = IrqIndex(index).name if index in IrqIndex._value2member_map_ else str(index)
-    count = irq.count if irq else 0
-    if count < min_count:
-        return f"{info.target.spec} has {count} {name} vector(s); the test needs {min_count}"
-    if irq is not None and int(irq.flags) & flags != flags:
-        return f"{info.target.spec}'s {name} flags {int(irq.flags):#x} lack {flags:#x}"
-    return None
-
-
 def _kernel_range(node: pytest.Item, mark: pytest.Mark) -> str:
     from vfio_hil._kernel_range import parse_range
 
@@ -114,13 +105,3 @@ def _kernel_range(node: pytest.Item, mark: pytest.Mark) -> str:
     else:
         return mark.args[0]
     _bad(node, mark, problem)
-
-
-def _kernel(item: pytest.Item, mark: pytest.Mark, info: TargetInfo) -> str | None:
-    from vfio_hil._kernel_range import in_range
-
-    text = _kernel_range(item, mark)
-    if info.kernel is not None and in_range(info.kernel.version, text):
-        return None
-    kernel = info.kernel.name if info.kernel else "unknown"
-    return f"{info.target.spec} runs kernel {kernel}, outside {text}"

@@ -76,24 +76,25 @@ class ScenarioItem(pytest.Item):
         self.current = None
         info = target_info(self.config, self.target)
         self.user_properties.extend(info.junit_properties())
-        if info.error:
+        if info.error or info.facts is None:
             pytest.fail(f"{self.target.spec} cannot be opened: {info.error}", pytrace=False)
-        with self.target.hold():
-            self._run()
-
-    def _run(self) -> None:
-        device = self.target.open()
-        try:
-            self.kernel = device.kernel
-            reason = self.scenario.requires.unmet(device, self.kernel)
-        except BaseException:
-            device.close()
-            raise
+        self.kernel = info.facts.kernel
+        # requires: is checked like the plugin's markers, on the probed facts.
+        reason = self.scenario.requires.unmet(info.facts)
         if reason is not None:
-            device.close()
+            others = [
+                i
+                for t in targets_of(self.config)
+                if (i := target_info(self.config, t)).facts
+                and self.scenario.requires.unmet(i.facts) is None
+            ]
+            if self.config.getoption("vfio_require", False) and not others:
+                pytest.fail(f"no target can run this scenario (--vfio-require): {reason}")
             # Reported at the scenario's location, as a skip mark's would be.
-            raise pytest.skip.Exception(f"{self.target.spec}: {reason}", _use_item_location=True)
-        play_scenario(self.scenario, device, self.kernel, self._track)
+            raise pytest.skip.Exception(reason, _use_item_location=True)
+        with self.target.hold():
+            device = self.target.open()
+            play_scenario(self.scenario, device, self.kernel, self._track)
 
     def _header(self, step: ScenarioStep) -> str:
         where = _shown(self.config, self.path)

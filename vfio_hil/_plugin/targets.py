@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._irq import IrqIndex, IrqInfo
 from vfio_hil._model.profile import KernelProfile
+from vfio_hil._needs import Facts
 from vfio_hil._targets import Target
 
 __all__ = ["TargetInfo", "probe"]
@@ -23,6 +23,7 @@ class TargetInfo:
     kernel: KernelProfile | None = None
     stimulus: bool = False
     error: str | None = None
+    facts: Facts | None = None  # what markers and requires: are checked against
 
     def junit_properties(self) -> list[tuple[str, str]]:
         """What JUnit XML records about each result: which device, which kernel."""
@@ -47,9 +48,8 @@ def probe(target: Target) -> TargetInfo:
     info = TargetInfo(target)
     try:
         with target.hold(), target.open() as device:
-            for index in IrqIndex:
-                with contextlib.suppress(VfioError):
-                    info.irqs[int(index)] = device.irq_info(index)
+            info.facts = Facts.of(device, target.spec)
+            info.irqs = dict(info.facts.irqs)
             vendor, dev = device.read_region(7, 0, 2), device.read_region(7, 2, 2)
             info.ids = f"{int.from_bytes(vendor, 'little'):04x}:{int.from_bytes(dev, 'little'):04x}"
             info.kernel = device.kernel

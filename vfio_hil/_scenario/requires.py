@@ -9,13 +9,8 @@ that falls short is skipped with the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from vfio_hil._device import Device
-from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex
-from vfio_hil._lockstep.twin import function_of
-from vfio_hil._model import KernelProfile
+from vfio_hil._needs import Needs
 from vfio_hil._scenario.kernels import KernelRange
 from vfio_hil._scenario.nodes import Node, SchemaError, check_keys, did_you_mean
 
@@ -29,48 +24,8 @@ _INDEX_NAMES = [i.name for i in IrqIndex]
 _MAX_VECTORS = 2048
 
 
-@dataclass(frozen=True)
-class Requires:
-    counts: tuple[tuple[int, int], ...] = ()  # (index, minimum GET_IRQ_INFO count)
-    stimulus: bool | None = None
-    pcie: bool | None = None
-    dyn_msix: bool | None = None
-    reset: bool | None = None
-    kernel: KernelRange | None = None
-    exact: tuple[tuple[int, int], ...] = ()  # (index, the GET_IRQ_INFO count it must have)
-
-    def unmet(self, device: Device, profile: KernelProfile) -> str | None:
-        """Why ``device`` under ``profile`` cannot run the scenario, or None."""
-        name = device.name
-        if self.kernel is not None and not self.kernel.contains(profile.version):
-            return f"needs kernel {self.kernel}; {name} runs {profile.name}"
-        for index, least in self.counts:
-            count = _count(device, index)
-            if count < least:
-                return f"needs {IrqIndex(index).name} count >= {least}; {name} has {count}"
-        for index, exact in self.exact:
-            count = _count(device, index)
-            if count != exact:
-                return f"needs {IrqIndex(index).name} count == {exact}; {name} has {count}"
-        if self.stimulus is not None and (device.stimulus is not None) != self.stimulus:
-            return f"needs a device {'with' if self.stimulus else 'without'} a stimulus (edu)"
-        fn = function_of(device)
-        for key, wanted, actual in (
-            ("PCI Express", self.pcie, fn.pcie),
-            ("dynamic MSI-X", self.dyn_msix, fn.dyn_msix),
-            ("VFIO_DEVICE_RESET", self.reset, fn.can_reset),
-        ):
-            if wanted is not None and wanted != actual:
-                has = "has it" if actual else "has none"
-                return f"needs {'' if wanted else 'no '}{key}; {name} {has}"
-        return None
-
-
-def _count(device: Device, index: int) -> int:
-    try:
-        return device.irq_info(index).count
-    except VfioError:  # ERR on conventional PCI before 7.3: EINVAL
-        return 0
+# A scenario's requires: is a Needs, checked as the plugin's markers are.
+Requires = Needs
 
 
 def _index_names(node: Node) -> list[int]:
@@ -89,7 +44,7 @@ def _index_names(node: Node) -> list[int]:
 
 def parse_requires(node: Node | None) -> Requires:
     if node is None:
-        return Requires()
+        return Needs()
     entries = check_keys(node, "requires", _KEYS)
     counts: dict[int, int] = {}
     if "min_count" in entries and "irq" not in entries:
@@ -115,14 +70,14 @@ def parse_requires(node: Node | None) -> Requires:
     def flag(key: str) -> bool | None:
         return entries[key].boolean(key) if key in entries else None
 
-    return Requires(
-        tuple(sorted(counts.items())),
-        flag("stimulus"),
-        flag("pcie"),
-        flag("dyn_msix"),
-        flag("reset"),
-        kernel,
-        tuple(sorted(exact.items())),
+    return Needs(
+        counts=tuple(sorted(counts.items())),
+        exact=tuple(sorted(exact.items())),
+        stimulus=flag("stimulus"),
+        pcie=flag("pcie"),
+        dyn_msix=flag("dyn_msix"),
+        reset=flag("reset"),
+        kernels=(kernel.text,) if kernel else (),
     )
 
 
