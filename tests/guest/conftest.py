@@ -10,9 +10,11 @@ import os
 
 import pytest
 
+from vfio_hil._targets import env_list
+
 
 def lab_devices() -> list[str]:
-    return [a for a in os.environ.get("VFIO_HIL_DEVICES", "").split(",") if a]
+    return env_list("VFIO_HIL_DEVICES") or []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,7 +8,6 @@ eventfd by inheritance.  The result is the ratio of the two rates.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
@@ -127,8 +126,9 @@ def bench_loopback(
 
 def main() -> int:
     from vfio_hil._host import open_device
+    from vfio_hil._targets import env_list
 
-    addresses = [a for a in os.environ.get("VFIO_HIL_DEVICES", "").split(",") if a]
+    addresses = env_list("VFIO_HIL_DEVICES") or []
     if not addresses:
         raise SystemExit("set VFIO_HIL_DEVICES (run it in the lab: vfio-hil bench loopback --lab)")
     for address in addresses:
