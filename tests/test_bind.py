@@ -1,7 +1,7 @@
 """Binding devices to vfio-pci for a session and giving them back, without a device.
 
 The sysfs tree is a directory layout in tmp_path.  ``FakeKernel`` wraps the
-one function that writes sysfs (``bind._sysfs_write``): it does the write,
+one function that writes sysfs (``bind_sysfs._sysfs_write``): it does the write,
 then what the kernel would do before the write returns (move the driver
 link, create or remove the /dev/vfio node, keep driver_override).
 Everything else in vfio_hil._host.bind runs as it does on a real host.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from vfio_hil._errors import VfioHilError
-from vfio_hil._host import HostPaths, bind
+from vfio_hil._host import HostPaths, bind, bind_sysfs
 from vfio_hil._host.bind import (
     STATE_ENV,
     BindRecord,
@@ -27,7 +27,7 @@ from vfio_hil._host.bind import (
     restore_stale,
 )
 
-REAL_WRITE = bind._sysfs_write
+REAL_WRITE = bind_sysfs._sysfs_write
 EDU = "0000:00:03.0"
 NIC = "0000:00:04.0"
 SATA = "0000:00:1f.2"
@@ -132,7 +132,7 @@ class FakeKernel:
 
     # --- the kernel ---------------------------------------------------------------
     def write(self, path: Path, text: str) -> None:
-        """bind._sysfs_write: the write, then the kernel's reaction to it."""
+        """bind_sysfs._sysfs_write: the write, then the kernel's reaction to it."""
         self.state_at_write.append(self.entries())
         if self.deny_writes:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
@@ -180,7 +180,7 @@ def _no_real_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
     fake = FakeKernel(tmp_path / "host")
-    monkeypatch.setattr(bind, "_sysfs_write", fake.write)
+    monkeypatch.setattr(bind_sysfs, "_sysfs_write", fake.write)
     return fake
 
 

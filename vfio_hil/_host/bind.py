@@ -6,32 +6,42 @@ each device's driver and driver_override to a state file, and waits until
 the device is on vfio-pci with its /dev/vfio node.  ``BindSession.restore()``
 undoes it, newest first.  A run that dies before restoring leaves the state
 file behind; ``restore_stale()`` gives those devices back at the next start.
-
-Every sysfs write goes through ``_sysfs_write``, one write(2) that returns
-after the kernel has acted on it.  That function is the whole kernel
-interface: the tests wrap it with a small fake kernel over a sysfs tree in a
-temporary directory, and everything else runs unchanged.
+The state file is ``bind_state``; the sysfs writes are ``bind_sysfs``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import json
 import os
 import shutil
 import subprocess
 import time
-import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from vfio_hil._errors import VfioHilError, errno_name
+from vfio_hil._errors import VfioHilError
 from vfio_hil._host import hints
+from vfio_hil._host.bind_state import (
+    STATE_ENV,
+    VFIO_PCI,
+    BindRecord,
+    _boot_id,
+    _Entry,
+    _is_live,
+    _Owner,
+    _StateFile,
+    default_state_file,
+)
+from vfio_hil._host.bind_sysfs import (
+    _driver,
+    _noiommu_enabled,
+    _poll,
+    _probe_path,
+    _read_override,
+    _vfio_nodes,
+    _write,
+)
 from vfio_hil._host.holders import find_holders
 from vfio_hil._host.paths import HostPaths, default_paths
 from vfio_hil._host.sysfs import PciDevice, parse_address, read_pci_device
@@ -44,305 +54,6 @@ __all__ = [
     "default_state_file",
     "restore_stale",
 ]
-
-VFIO_PCI = "vfio-pci"
-STATE_ENV = "VFIO_HIL_BIND_STATE"
-_STATE_VERSION = 1
-_LOCK_WAIT_S = 5.0
-_POLL_FIRST_S = 0.005
-_POLL_MAX_S = 0.1
-
-
-# --- the state file -------------------------------------------------------------
-def default_state_file() -> Path:
-    """``$VFIO_HIL_BIND_STATE``, else ``${XDG_STATE_HOME:-~/.local/state}/vfio-hil/bound.json``."""
-    explicit = os.environ.get(STATE_ENV, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "vfio-hil" / "bound.json"
-
-
-@dataclass(frozen=True)
-class BindRecord:
-    """One device as it was before ``bind_to_vfio``.
-
-    ``changed`` is False for a device that was already on vfio-pci (or a
-    variant driver): vfio-hil leaves it alone and never restores it.
-    """
-
-    address: str
-    driver: str | None
-    driver_override: str | None
-    changed: bool
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A BindRecord in the state file, with who wrote it."""
-
-    record: BindRecord
-    sys: str  # the sysfs root the address belongs to
-    session: str
-    pid: int
-    pid_start: str | None  # /proc/PID/stat starttime: a reused pid is not us
-    boot_id: str | None  # sysfs bindings do not survive a reboot
-    recorded_at: float
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.sys, self.record.address, self.session)
-
-    def to_json(self) -> dict[str, Any]:
-        fields = asdict(self)
-        return {**fields.pop("record"), **fields}
-
-    @classmethod
-    def from_json(cls, item: dict[str, Any]) -> _Entry:
-        record = BindRecord(
-            address=str(item["address"]),
-            driver=_opt_str(item["driver"]),
-            driver_override=_opt_str(item["driver_override"]),
-            changed=bool(item["changed"]),
-        )
-        return cls(
-            record=record,
-            sys=str(item["sys"]),
-            session=str(item["session"]),
-            pid=int(item["pid"]),
-            pid_start=_opt_str(item.get("pid_start")),
-            boot_id=_opt_str(item.get("boot_id")),
-            recorded_at=float(item.get("recorded_at", 0.0)),
-        )
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class _Owner:
-    """This process, as the state file identifies it."""
-
-    session: str
-    pid: int
-    pid_start: str | None
-    boot_id: str | None
-
-    @classmethod
-    def current(cls, paths: HostPaths) -> _Owner:
-        pid = os.getpid()
-        return cls(uuid.uuid4().hex, pid, _pid_start(paths, pid), _boot_id(paths))
-
-
-def _boot_id(paths: HostPaths) -> str | None:
-    try:
-        return (paths.proc / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
-def _pid_start(paths: HostPaths, pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in ticks since boot), or None."""
-    try:
-        stat = (paths.proc / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # fields 3.. ; comm may hold spaces
-    return fields[19] if len(fields) > 19 else None
-
-
-def _is_live(entry: _Entry, paths: HostPaths) -> bool:
-    """The process that wrote ``entry`` still runs (same boot, same process)."""
-    if entry.boot_id != _boot_id(paths):
-        return False
-    start = _pid_start(paths, entry.pid)
-    return start is not None and start == entry.pid_start
-
-
-class _StateFile:
-    """The JSON list of bound devices: read-modify-write under a lock, atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def entries(self) -> list[_Entry]:
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise self._unusable(exc) from exc
-        try:
-            document = json.loads(text)
-            if document.get("version") != _STATE_VERSION:
-                raise ValueError(f"version {document.get('version')!r}")
-            return [_Entry.from_json(item) for item in document["devices"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise VfioHilError(
-                f"vfio-hil's bind state file {self.path} is not readable: {exc!r}",
-                "it lists devices to give back to their drivers: fix it by hand, or restore"
-                " them yourself (docs/devices.md) and delete the file",
-            ) from exc
-
-    @contextlib.contextmanager
-    def update(self) -> Iterator[list[_Entry]]:
-        """Yield the entries under the lock; what the caller leaves in the list is written."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise self._unusable(exc) from exc
-        try:
-            self._lock(lock)
-            entries = self.entries()
-            yield entries
-            self._write(entries)
-        finally:
-            os.close(lock)
-
-    def _lock(self, fd: int) -> None:
-        deadline = time.monotonic() + _LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise VfioHilError(
-                        f"{self.path.parent} stayed locked for {_LOCK_WAIT_S:g} s",
-                        "another vfio-hil process is updating its bind state; try again, or"
-                        f" point {STATE_ENV} at a file of your own",
-                    ) from None
-                time.sleep(0.02)
-
-    def _write(self, entries: list[_Entry]) -> None:
-        try:
-            if not entries:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-                return
-            document = {
-                "version": _STATE_VERSION,
-                "about": "PCI devices vfio-hil bound to vfio-pci, as they were before;"
-                " restore_stale() gives them back",
-                "devices": [e.to_json() for e in entries],
-            }
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w") as f:
-                f.write(json.dumps(document, indent=2) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise self._unusable(exc) from exc
-
-    def _unusable(self, exc: OSError) -> VfioHilError:
-        return VfioHilError(
-            f"cannot use the bind state file {self.path}: {exc}",
-            f"set {STATE_ENV} to a writable path (it records what to restore after a crash)",
-        )
-
-
-# --- sysfs ----------------------------------------------------------------------
-def _sysfs_write(path: Path, text: str) -> None:
-    """One write(2) to a sysfs attribute; the kernel has acted when it returns.
-
-    Never creates a file: writing an attribute that does not exist fails, as
-    it does in sysfs.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        _sysfs_write(path, text)
-    except OSError as exc:
-        raise _write_failed(path, text, exc) from exc
-
-
-def _write_failed(path: Path, text: str, exc: OSError) -> VfioHilError:
-    code = exc.errno if exc.errno is not None else errno.EIO
-    if code in (errno.EACCES, errno.EPERM):
-        return VfioHilError(
-            f"permission denied writing {path}",
-            "binding a device to vfio-pci writes sysfs, which needs root: run as root"
-            " (e.g. sudo); in a container, /sys must be writable (--privileged)",
-        )
-    if code == errno.EROFS:
-        return VfioHilError(
-            f"cannot write {path}: /sys is read-only (EROFS)",
-            "run as root with /sys mounted read-write (a container needs --privileged)",
-        )
-    if code == errno.ENOENT:
-        return VfioHilError(
-            f"{path} does not exist",
-            "the device or its driver went away meanwhile (hot-unplug, module unload);"
-            " check `lspci -D` and `dmesg | tail`",
-        )
-    return VfioHilError(
-        f"writing {text.strip()!r} to {path} failed: {errno_name(code)} ({os.strerror(code)})",
-        "the kernel refused it: `dmesg | tail` says why",
-    )
-
-
-def _driver(paths: HostPaths, address: str) -> str | None:
-    try:
-        return os.path.basename(os.readlink(paths.device_dir(address) / "driver"))
-    except OSError:
-        return None
-
-
-def _read_override(paths: HostPaths, address: str) -> str | None:
-    """driver_override, None when unset (the kernel shows ``(null)``)."""
-    path = paths.device_dir(address) / "driver_override"
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        raise VfioHilError(
-            f"cannot read {path}: {exc.strerror or exc}",
-            "driver_override needs Linux >= 3.16; bind the device by hand (docs/devices.md)",
-        ) from exc
-    return None if value in ("", "(null)") else value
-
-
-def _probe_path(paths: HostPaths) -> Path:
-    return paths.sys / "bus" / "pci" / "drivers_probe"
-
-
-def _vfio_nodes(dev: PciDevice, paths: HostPaths) -> list[Path]:
-    """The /dev nodes vfio-pci creates for ``dev``: group (or noiommu-group), cdev."""
-    nodes = []
-    if dev.iommu_group is not None:
-        nodes += [paths.vfio / dev.iommu_group, paths.vfio / f"noiommu-{dev.iommu_group}"]
-    if dev.vfio_cdev is not None:
-        nodes.append(paths.vfio_cdevs / dev.vfio_cdev)
-    return nodes
-
-
-def _poll(done: Callable[[], bool], timeout: float) -> bool:
-    """Call ``done`` until it is true or ``timeout`` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    pause = _POLL_FIRST_S
-    while not done():
-        if time.monotonic() >= deadline:
-            return done()
-        time.sleep(pause)
-        pause = min(pause * 2, _POLL_MAX_S)
-    return True
-
-
-def _noiommu_enabled(paths: HostPaths) -> bool:
-    flag = paths.sys / "module" / "vfio" / "parameters" / "enable_unsafe_noiommu_mode"
-    try:
-        return flag.read_text().strip() in ("Y", "1")
-    except OSError:
-        return False
 
 
 # --- binding ----------------------------------------------------------------------
