@@ -29,6 +29,7 @@ from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._host import platform
 from vfio_hil._lockstep import (
     Clear,
+    GetIrqInfo,
     Lockstep,
     Played,
     Raise,
@@ -154,11 +155,15 @@ def _steps() -> list[Step]:
         Raise(1),
         Clear(1),
         Clear(),
+        GetIrqInfo(INTX),
+        GetIrqInfo(5),
     ]
 
 
 def _expected_late(step: Step, raised: bool) -> bool:
     """The kernel's rule, written out: what can signal after it returned."""
+    if isinstance(step, GetIrqInfo):
+        return False  # vfio_pci_ioctl_get_irq_info() only reads
     if isinstance(step, WriteEventfd | Raise):
         return True  # the virqfd's workqueue; a raise's interrupt
     if isinstance(step, SetDisIntx | Reopen):

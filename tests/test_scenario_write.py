@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vfio_hil._diff import SLOTS
-from vfio_hil._lockstep import Clear, Raise, Reopen, Reset, SetDisIntx, Step, WriteEventfd
+from vfio_hil._lockstep import (
+    Clear,
+    GetIrqInfo,
+    Raise,
+    Reopen,
+    Reset,
+    SetDisIntx,
+    Step,
+    WriteEventfd,
+)
 from vfio_hil._scenario import parse_scenario
 from vfio_hil._scenario.discover import MARKER_LINE
 from vfio_hil._scenario.write import step_yaml
@@ -28,6 +37,7 @@ _OTHER_STEPS = st.one_of(
     st.just(Reopen()),
     st.builds(WriteEventfd, st.integers(0, SLOTS - 1)),
     st.builds(SetDisIntx, st.booleans()),
+    st.builds(GetIrqInfo, st.one_of(st.integers(0, 4), st.integers(0, 2**32 - 1))),
 )
 
 

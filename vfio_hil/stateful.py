@@ -5,7 +5,8 @@ rules play every kind of step (``vfio_hil._lockstep.steps``) on the device
 and on its simulated twin through the lockstep engine (``vfio_hil._lockstep``):
 SET_IRQS requests of every kind (from ``vfio_hil.strategies``), device-raised interrupts where the
 device has a stimulus, reset, close/reopen, writes to eventfds (an
-unmask eventfd fires) and PCI_COMMAND INTx-disable writes.  After every step
+unmask eventfd fires), PCI_COMMAND INTx-disable writes and GET_IRQ_INFO on
+every index (flags and count compared).  After every step
 both sides must return the same value or errno and show the same counter on
 every eventfd; otherwise the step raises ``Divergence`` with the whole
 sequence, and the shrunk sequence is written as a scenario file and a C
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hypothesis import note, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -41,10 +43,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
-from vfio_hil._fuzz.profiles import fuzz_settings, register_profiles
+from vfio_hil._fuzz.profiles import default_seed, fuzz_settings, register_profiles
 from vfio_hil._irq import IrqIndex
 from vfio_hil._lockstep import (
     Clear,
+    GetIrqInfo,
     Played,
     Raise,
     Reopen,
@@ -54,6 +57,7 @@ from vfio_hil._lockstep import (
     Step,
     WriteEventfd,
 )
+from vfio_hil._lockstep.engine import describe_info
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 
@@ -71,6 +75,7 @@ _RAISE_VALUES = (1, 2, 3, 0x80000000)
 _CLEAR_VALUES = (0xFFFFFFFF, 1, 2)
 _FOCUS = 3  # an enabled index is drawn this many times as often as another
 
+_Settings = settings  # make_machine's parameter of that name hides the class
 register_profiles()
 
 
@@ -81,6 +86,8 @@ class Divergence(AssertionError):  # noqa: N818 - names the event, as KernelOops
 def _show(played: Played) -> str:
     result = played.kernel.result
     shown = f"returned {result}" if isinstance(result, int) else f"errno {result}"
+    if played.kernel.info is not None:
+        shown += f" ({describe_info(played.kernel.info)})"
     fired = [f"e{k}={n}" for k, n in enumerate(played.kernel.counters) if n]
     return shown + (f"; {' '.join(fired)}" if fired else "")
 
@@ -254,6 +261,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         """Write 1 to an eventfd slot: a registered unmask eventfd unmasks INTx."""
         self.play(WriteEventfd(slot))
 
+    @rule(index=st.integers(0, len(IrqIndex) - 1))
+    def irq_info(self, index: int) -> None:
+        """GET_IRQ_INFO on any index, also one the device lacks: flags and count compared."""
+        self.play(GetIrqInfo(index))
+
     @precondition(_present(IrqIndex.INTX))
     @rule(disable=st.booleans())
     def intx_disable(self, disable: bool) -> None:
@@ -273,6 +285,7 @@ def make_machine(
     export: bool = True,
     name: str = "DifferentialMachine",
     progress: Callable[[FuzzStats], None] | None = None,
+    seed: int | None = None,
 ) -> type[DifferentialMachine]:
     """A state machine class bound to one device; ``.TestCase`` runs it under pytest.
 
@@ -291,6 +304,11 @@ def make_machine(
     settle_s:     how long steps that may signal late wait on a real device
                   (default 30 ms); a simulated device is quiesced instead.
     progress:     called with the statistics every 10 s of a run.
+    seed:         the run's sample is a function of this number (and of the
+                  strategies, the device and hypothesis' version), not of the
+                  source text or name of the class; with a seed no example
+                  database is read or written.  Default: ``CI_SEED`` (0) for a
+                  derandomized profile (``ci``), random for ``dev`` and ``fuzz``.
     """
     context = MachineContext(
         open_kernel,
@@ -305,5 +323,11 @@ def make_machine(
     chosen = fuzz_settings(settings) if isinstance(settings, str) else settings
     namespace: dict[str, Any] = {"context": context, "__doc__": DifferentialMachine.__doc__}
     machine: type[DifferentialMachine] = type(name, (DifferentialMachine,), namespace)
+    use_seed = default_seed(chosen) if seed is None else seed
+    if use_seed is not None:
+        # hypothesis' @seed: overrides derandomize's digest of the class source.
+        machine = hypothesis_seed(use_seed)(machine)
+        if not chosen.derandomize:
+            chosen = _Settings(chosen, database=None)  # replays would precede the sample
     machine.TestCase.settings = chosen
     return machine

@@ -2,7 +2,10 @@
 
     vfio-hil fuzz (--device ADDR | --sim PRESET[:VECTORS][@KERNEL] | --lab KERNEL
                    | --devices-from-env) [--profile ci|dev|fuzz] [--max-examples N]
-                  [--out DIR] [--timeout S]
+                  [--seed N] [--out DIR] [--timeout S]
+
+``--seed N``: the examples are a function of N (default: 0 for ``ci``, random
+for ``dev`` and ``fuzz``); with a seed no example database is used.
 
 ``--lab`` runs ``python -m vfio_hil fuzz --devices-from-env`` inside the guest.
 Exit status: 0 agreement, 1 a disagreement, 2 usage or setup error, 130
@@ -46,6 +49,12 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--profile", choices=PROFILES, default="ci")
     parser.add_argument("--max-examples", type=positive, metavar="N", help="override the profile's")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="draw the examples from seed N (default: 0 for ci, random for dev and fuzz)",
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
     parser.add_argument(
         "--timeout",
@@ -59,7 +68,11 @@ def add_parser(sub: Any) -> None:
 
 
 def _fuzz_one(
-    label: str, open_device: Callable[[], Device], chosen: settings, out: Path | None
+    label: str,
+    open_device: Callable[[], Device],
+    chosen: settings,
+    out: Path | None,
+    seed: int | None = None,
 ) -> int:
     from hypothesis.stateful import run_state_machine_as_test
 
@@ -73,10 +86,10 @@ def _fuzz_one(
             flush=True,
         )
 
-    machine = make_machine(open_device, settings=chosen, out_dir=out, progress=report)
+    machine = make_machine(open_device, settings=chosen, out_dir=out, progress=report, seed=seed)
     code, verdict = Exit.OK, "agree"
     try:
-        run_state_machine_as_test(machine, settings=chosen)
+        run_state_machine_as_test(machine, settings=machine.TestCase.settings)
     except Divergence as exc:
         print(exc, file=sys.stderr)
         code, verdict = Exit.FAILED, "DISAGREE"
@@ -96,6 +109,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
         inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
+        inner += ["--seed", str(args.seed)] if args.seed is not None else []
         return in_lab(args.lab, inner, timeout=args.timeout)
     from hypothesis import settings
 
@@ -114,7 +128,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         chosen = settings(chosen, max_examples=args.max_examples)
     codes: list[int] = []
     for target in targets:
-        codes.append(_fuzz_one(target.spec, target.open, chosen, args.out))
+        codes.append(_fuzz_one(target.spec, target.open, chosen, args.out, args.seed))
         if codes[-1] == Exit.INTERRUPTED:
             break
     return max(codes, default=Exit.OK)

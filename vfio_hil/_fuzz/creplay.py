@@ -23,6 +23,7 @@ from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
     FdResolver,
+    GetIrqInfo,
     Raise,
     Reopen,
     Reset,
@@ -86,8 +87,23 @@ def _call(step: Step) -> list[str]:
         return ["\t\tret = reopen_device();"]
     if isinstance(step, WriteEventfd):
         return [f"\t\tret = write_eventfd({step.slot});"]
+    if isinstance(step, GetIrqInfo):
+        return [
+            "\t\tuint32_t flags, count;",
+            f"\t\tret = irq_info({step.index & 0xFFFFFFFF}u, &flags, &count);",
+        ]
     assert isinstance(step, SetDisIntx)
     return [f"\t\tret = set_intx_disable({int(step.disable)});"]
+
+
+def _check_info(number: int, played: Played) -> list[str]:
+    """A GET_IRQ_INFO step also compares the flags and count the kernel side answered."""
+    if not isinstance(played.step, GetIrqInfo) or played.kernel.info is None:
+        return []  # a failed call: check() compares its errno
+    flags, count = played.kernel.info
+    return [
+        f"\t\tbad |= check_info({number}, ret, flags, count, {flags:#x}u, {count}u);",
+    ]
 
 
 def _expected_ret(result: int | str) -> tuple[int, str]:
@@ -121,6 +137,7 @@ def c_program(trace: Sequence[Played], facts: DeviceFacts, scenario: str) -> str
             f"\t\tstatic const uint64_t want[SLOTS] = {{ {counters} }};",
             f"\t\tbad |= check({number}, {_c_string(repr(played.step))}, ret, {want}, "
             f"{_c_string(want_name)}, want, {int(is_late)});",
+            *_check_info(number, played),
             "\t}",
         ]
     lines.append(MAIN_END)

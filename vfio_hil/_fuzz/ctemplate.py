@@ -200,6 +200,31 @@ MAYBE_UNUSED static int write_eventfd(int slot)
 	return write(efd[slot], &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
 }
 
+/* VFIO_DEVICE_GET_IRQ_INFO: 0 with *flags and *count, or -errno. */
+MAYBE_UNUSED static int irq_info(uint32_t index, uint32_t *flags, uint32_t *count)
+{
+	struct vfio_irq_info info = { .argsz = sizeof(info), .index = index };
+
+	*flags = *count = 0;
+	if (ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, &info) < 0)
+		return -errno;
+	*flags = info.flags;
+	*count = info.count;
+	return 0;
+}
+
+/* A GET_IRQ_INFO step: what the kernel answered against the recording. */
+MAYBE_UNUSED static int check_info(int number, int ret, uint32_t flags, uint32_t count,
+		uint32_t want_flags, uint32_t want_count)
+{
+	int bad = ret == 0 && (flags != want_flags || count != want_count);
+
+	if (ret == 0)
+		printf("step %d: GET_IRQ_INFO got flags=%#x count=%u, want flags=%#x count=%u: %s\n",
+			number, flags, count, want_flags, want_count, bad ? "DIFFERENT" : "as recorded");
+	return bad;
+}
+
 static void read_counters(uint64_t *got)
 {
 	for (int i = 0; i < SLOTS; i++) {

@@ -2,7 +2,10 @@
 
 * ``ci``: bounded and deterministic (``derandomize=True``): the same
   examples on every run and no database (hypothesis refuses a database
-  with ``derandomize``).
+  with ``derandomize``).  The state machine runs it from ``CI_SEED``
+  (``vfio_hil.stateful.make_machine``), not from hypothesis' derandomized
+  seed, which is a digest of the machine class's source text: any edit to
+  the class would reshuffle every example.
 * ``dev``: random, a few times longer, with a database so a failure found
   once is tried first next time.
 * ``fuzz``: long runs; stop it with Ctrl-C, failures are kept in the database.
@@ -27,9 +30,17 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import InvalidArgument
 
-__all__ = ["DB_ENV", "PROFILE_NAMES", "fuzz_settings", "register_profiles"]
+__all__ = [
+    "CI_SEED",
+    "DB_ENV",
+    "PROFILE_NAMES",
+    "default_seed",
+    "fuzz_settings",
+    "register_profiles",
+]
 
 DB_ENV = "VFIO_HIL_FUZZ_DB"
+CI_SEED = 0  # the seed of every derandomized run that names none
 PROFILE_NAMES = ("ci", "dev", "fuzz")
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 _SHAPE = {
@@ -59,6 +70,15 @@ def fuzz_settings(name: str = "ci") -> settings:
     # Unset, the database is hypothesis' default, opened only once a test uses
     # it: building (and registering) a profile touches no disk.
     return chosen
+
+
+def default_seed(chosen: settings) -> int | None:
+    """The seed a run with these settings uses when it names none.
+
+    ``CI_SEED`` when ``derandomize`` is set (so the sample is a function of a
+    documented number, not of source text); None (random) otherwise.
+    """
+    return CI_SEED if chosen.derandomize else None
 
 
 def _exists(name: str) -> bool:

@@ -21,9 +21,11 @@ from vfio_hil._eventfd import EventFd
 from vfio_hil._lockstep.steps import (
     Clear,
     FdResolver,
+    GetIrqInfo,
     Raise,
     Reopen,
     Reset,
+    SetDisIntx,
     SetIrqs,
     Step,
     WriteEventfd,
@@ -37,15 +39,25 @@ __all__ = [
     "Played",
     "Side",
     "closed_fd_number",
+    "describe_info",
 ]
 
 _CMD_INTX_DISABLE = 1 << 10
+
+
+IrqInfoAnswer = tuple[int, int]  # GET_IRQ_INFO's (flags, count)
+
+
+def describe_info(info: IrqInfoAnswer | None) -> str:
+    """``flags=0x7 count=1``; ``no answer`` when the call failed."""
+    return "no answer" if info is None else f"flags={info[0]:#x} count={info[1]}"
 
 
 @dataclass(frozen=True)
 class Observation:
     result: int | str  # the return value, or the errno's name
     counters: tuple[int, ...]
+    info: IrqInfoAnswer | None = None  # what a GetIrqInfo step was told, else None
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,11 @@ class Disagreement:
         if self.kernel.result != self.model.result:
             lines.append(
                 f"  kernel returned {self.kernel.result}, model returned {self.model.result}"
+            )
+        if self.kernel.info != self.model.info:
+            lines.append(
+                f"  GET_IRQ_INFO: kernel answered {describe_info(self.kernel.info)}, "
+                f"model answered {describe_info(self.model.info)}"
             )
         for slot, (k, m) in enumerate(zip(self.kernel.counters, self.model.counters, strict=True)):
             if k != m:
@@ -102,10 +119,17 @@ class Side:
 
     def play(self, step: Step) -> int | str:
         """The step's return value, or its errno's name."""
+        return self.call(step)[0]
+
+    def call(self, step: Step) -> tuple[int | str, IrqInfoAnswer | None]:
+        """``play``, and for a ``GetIrqInfo`` that succeeded its (flags, count)."""
         try:
-            return self._play(step)
+            if isinstance(step, GetIrqInfo):
+                info = self.device.irq_info(step.index)
+                return 0, (int(info.flags), info.count)
+            return self._play(step), None
         except VfioError as err:
-            return errno_name(err.errno or 0)
+            return errno_name(err.errno or 0), None
 
     def _play(self, step: Step) -> int:
         dev = self.device
@@ -129,6 +153,7 @@ class Side:
         if isinstance(step, WriteEventfd):
             self.eventfds[step.slot].write(1)
             return 0
+        assert isinstance(step, SetDisIntx), step  # GetIrqInfo is played by call()
         cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
         cmd = struct.unpack("<H", dev.read_region(cfg, 4, 2))[0]
         cmd = cmd | _CMD_INTX_DISABLE if step.disable else cmd & ~_CMD_INTX_DISABLE
@@ -171,15 +196,15 @@ class Lockstep:
     def step(self, step: Step) -> tuple[Played, Disagreement | None]:
         """Play ``step`` on both sides: what the kernel side did, and any disagreement."""
         self.steps += 1
-        k_result = self.kernel.play(step)
-        m_result = self.model.play(step)
+        k_result, k_info = self.kernel.call(step)
+        m_result, m_info = self.model.call(step)
         late = self.late.after(step)
         late = not self._settled() and late
         expected = self.model.read()
         # Loopback signals are synchronous; only late paths get time to converge.
         got = self.timing.read(self.kernel.read, expected, late)
-        kernel = Observation(k_result, tuple(got))
-        model = Observation(m_result, tuple(expected))
+        kernel = Observation(k_result, tuple(got), k_info)
+        model = Observation(m_result, tuple(expected), m_info)
         played = Played(step, kernel)
         return played, None if kernel == model else Disagreement(self.steps, step, kernel, model)
 

@@ -16,6 +16,7 @@ from vfio_hil._irq import IrqSet, describe_request
 __all__ = [
     "Clear",
     "FdRef",
+    "GetIrqInfo",
     "Raise",
     "Reopen",
     "Reset",
@@ -95,7 +96,14 @@ class SetDisIntx:
     disable: bool
 
 
-Step = SetIrqs | Raise | Clear | Reset | Reopen | WriteEventfd | SetDisIntx
+@dataclass(frozen=True)
+class GetIrqInfo:
+    """VFIO_DEVICE_GET_IRQ_INFO for ``index``: its flags and count are compared."""
+
+    index: int
+
+
+Step = SetIrqs | Raise | Clear | Reset | Reopen | WriteEventfd | SetDisIntx | GetIrqInfo
 
 
 class FdResolver:

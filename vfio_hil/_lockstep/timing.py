@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
-from vfio_hil._lockstep.steps import Clear, Raise, Reopen, SetDisIntx, SetIrqs, Step, WriteEventfd
+from vfio_hil._lockstep.steps import (
+    Clear,
+    GetIrqInfo,
+    Raise,
+    Reopen,
+    SetDisIntx,
+    SetIrqs,
+    Step,
+    WriteEventfd,
+)
 
 __all__ = [
     "CONVERGE_S",
@@ -43,6 +52,7 @@ class LateSignals:
     ERR/REQ loopback signals an eventfd that is the INTx unmask eventfd too
     (virqfd_wakeup() unmasks inside eventfd_signal() and schedules the
     re-fire: found on 7.2.13 in CI, where the read beat the kworker).
+    GET_IRQ_INFO only reads: it never signals.
     """
 
     def __init__(self) -> None:
@@ -53,6 +63,8 @@ class LateSignals:
             self.raised = True
         elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
             self.raised = False
+        if isinstance(step, GetIrqInfo):
+            return False
         if isinstance(step, WriteEventfd):
             return True
         if isinstance(step, Raise | SetDisIntx | Reopen):

@@ -2,8 +2,9 @@
 
 ``enable``, ``disable``, ``trigger``, ``trigger_bool``, ``mask``, ``unmask``,
 ``unmask_eventfd`` and ``raw`` are SET_IRQS requests (``SetIrqs``);
-``raise``, ``clear``, ``reset``, ``reopen``, ``write_eventfd`` and
-``intx_disable`` are the other ops.  docs/scenarios.md is the reference.
+``raise``, ``clear``, ``reset``, ``reopen``, ``write_eventfd``,
+``intx_disable`` and ``irq_info`` (GET_IRQ_INFO) are the other ops.
+docs/scenarios.md is the reference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from vfio_hil._irq import FLAG_NAMES, IrqIndex
 from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
+    GetIrqInfo,
     Raise,
     Reopen,
     Reset,
@@ -167,6 +169,10 @@ def _raw(a: _Args, slots: int) -> Step:
     )
 
 
+def _irq_info(a: _Args, slots: int) -> Step:
+    return GetIrqInfo(a.index(allow_number=True))
+
+
 _Builder = Callable[[_Args, int], Step]
 # kind -> (allowed keys, required keys, builder)
 _MAPPING_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Builder]] = {
@@ -177,6 +183,7 @@ _MAPPING_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Builder]] = {
     "mask": (("index", "start", "count", "data"), ("index",), _masking(_MASK)),
     "unmask": (("index", "start", "count", "data"), ("index",), _masking(_UNMASK)),
     "unmask_eventfd": (("index", "fd"), ("index", "fd"), _unmask_eventfd),
+    "irq_info": (("index",), ("index",), _irq_info),
     "raw": (
         ("flags", "index", "start", "count", "data", "fds", "argsz"),
         ("flags", "index", "count"),

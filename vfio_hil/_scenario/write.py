@@ -14,6 +14,7 @@ from vfio_hil._irq import IrqIndex, flags_name
 from vfio_hil._lockstep.steps import (
     Clear,
     FdRef,
+    GetIrqInfo,
     Raise,
     Reopen,
     Reset,
@@ -115,5 +116,8 @@ def step_yaml(step: Step) -> str:
         return "reopen"
     if isinstance(step, WriteEventfd):
         return f"write_eventfd: e{step.slot}"
+    if isinstance(step, GetIrqInfo):
+        known = 0 <= step.index < u.VFIO_PCI_NUM_IRQS
+        return "irq_info: " + args(index=index_name(step.index) if known else number(step.index))
     assert isinstance(step, SetDisIntx)
     return f"intx_disable: {'true' if step.disable else 'false'}"
