@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+from hypothesis.errors import InvalidArgument, NoSuchExample
 
 from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice, VfioError
 from vfio_hil._diff.cases import SLOTS
@@ -160,3 +160,14 @@ def test_a_device_is_read_for_its_counts() -> None:
         step = find(requests(dev, validity="valid"), lambda s: s.index == 1, settings=FIND)
     assert step.index == IrqIndex.MSI
     assert step.start == 0
+
+
+def test_a_short_argsz_for_a_huge_count_still_fits_a_u32() -> None:
+    # The lab's counterexample: TRIGGER|EVENTFD, count 2**32-2, argsz 2**34+10,
+    # drawn for edu's MSI-X, which GET_IRQ_INFO answers with count 0.
+    edu = {0: 1, 1: 1, 2: 0, 4: 1}
+    strategy = requests(edu, validity="invalid", indexes=[2])
+    huge = _finds(strategy, lambda s: s.argsz is not None and s.count > 2**30)
+    assert huge.argsz is not None  # such requests are drawn ...
+    with pytest.raises(NoSuchExample):  # ... and none of them with an argsz past u32
+        _finds(strategy, lambda s: s.argsz is not None and s.argsz > 2**32 - 1)
