@@ -196,3 +196,42 @@ def test_vfio_hil_fuzz_seed_repeats_its_run() -> None:
     # dev is random without a seed: with one, the run repeats.
     assert re.fullmatch(r"sim:edu@6.12: agree; \d+ examples, \d+ steps", first), first
     assert run(11) == first
+
+
+# --- disable with any start, DATA_BOOL with high bytes --------------------------------
+
+
+class DisableNeedsStartZero(VfioPciModel):
+    """MSI/MSI-X TRIGGER|NONE count 0 with start > 0 is a no-op, not a disable
+    (vfio_pci_set_msi_trigger() disables on ``!count`` whatever the start)."""
+
+    def set_msi_trigger(self, index: int, start: int, count: int, flags: int, data: bytes) -> int:
+        if count == 0 and start > 0 and flags & 0x1:  # DATA_NONE
+            return 0
+        return super().set_msi_trigger(index, start, count, flags, data)
+
+
+class BoolOnlyOne(VfioPciModel):
+    """A TRIGGER|BOOL loopback signals only bytes equal to 1 (the uAPI: any non-zero)."""
+
+    def set_msi_trigger(self, index: int, start: int, count: int, flags: int, data: bytes) -> int:
+        if flags & 0x2 and count:  # DATA_BOOL
+            data = bytes(1 if b == 1 else 0 for b in data[:count]) + data[count:]
+        return super().set_msi_trigger(index, start, count, flags, data)
+
+
+@pytest.mark.parametrize("mutant", [DisableNeedsStartZero, BoolOnlyOne], ids=lambda m: m.__name__)
+def test_the_ci_run_finds_disable_start_and_bool_byte_regressions(
+    mutant: type[VfioPciModel], tmp_path: Path
+) -> None:
+    def virtio(model: type[VfioPciModel] = VfioPciModel) -> SimDevice:
+        return SimDevice.virtio_msix(8, kernel="6.12", model=model)
+
+    machine = make_machine(
+        virtio, twin_factory=lambda dev: virtio(mutant), settings=_CI_NO_SHRINK, out_dir=tmp_path
+    )
+    try:
+        with pytest.raises(Divergence):
+            machine.TestCase("runTest").runTest()
+    finally:
+        machine.close_device()

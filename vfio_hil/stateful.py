@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 _NONE_TRIGGER = 0x21  # ACTION_TRIGGER | DATA_NONE
+_BOOL_TRIGGER = 0x22  # ACTION_TRIGGER | DATA_BOOL
+_SWEEP_BYTES = (1, 0x80, 0xFF, 0)  # shrinks toward 1: a BOOL sweep that signals all
 _RAISE_VALUES = (1, 2, 3, 0x80000000)
 _CLEAR_VALUES = (0xFFFFFFFF, 1, 2)
 _FOCUS = 3  # an enabled index is drawn this many times as often as another
@@ -158,7 +160,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         drawn ``_FOCUS`` times as often as another, and a request for an index
         the model side has not enabled is, half the time, that index's enable
         (TRIGGER|EVENTFD) instead; a loopback on an enabled index is a third
-        of the time a sweep of all of it and a sixth of the time its disable.
+        of the time a sweep of all of it (``_sweep``: NONE, or BOOL with high
+        bytes) and a sixth of the time its disable (``_disable``: any start).
         """
         ctx = self.context
         indexes = ctx.group_indexes.get(group, [])
@@ -171,9 +174,34 @@ class DifferentialMachine(RuleBasedStateMachine):
             group = "enable"
         if group == "loopback" and index in ctx.sweepable():
             how = data.draw(st.integers(0, 5), label="how")  # 0-2 as drawn, 3-4 sweep, 5 off
+            if how == 5:
+                return self._disable(data, index)
             if how >= 3:
-                return ctx.sweep(index) if how < 5 else SetIrqs(_NONE_TRIGGER, index, 0, 0)
+                return self._sweep(data, index)
         return data.draw(ctx.strategies[f"{group}:{index}"], label="step")
+
+    def _disable(self, data: st.DataObject, index: int) -> SetIrqs:
+        """TRIGGER|NONE count 0, a quarter of the time with a start in 0..count+1.
+
+        vfio-pci disables whatever ``start`` says (vfio_pci_set_msi_trigger()
+        and vfio_pci_set_intx_trigger() look at count only) once the range is
+        valid; a start at or past the end is refused.
+        """
+        count = self.context.counts.get(index, 1)
+        start = 0
+        if data.draw(st.integers(0, 3), label="disable with a start") == 3:
+            start = data.draw(st.integers(0, count + 1), label="start")
+        return SetIrqs(_NONE_TRIGGER, index, start, 0)
+
+    def _sweep(self, data: st.DataObject, index: int) -> SetIrqs:
+        """A sweep of an enabled index; a quarter of the time TRIGGER|BOOL whose
+        bytes mix 1, 0x80, 0xff and 0 (any non-zero byte signals its vector)."""
+        sweep = self.context.sweep(index)
+        if data.draw(st.integers(0, 3), label="sweep with DATA_BOOL") < 3:
+            return sweep
+        byte = st.sampled_from(_SWEEP_BYTES)
+        bools = bytes(data.draw(st.lists(byte, min_size=sweep.count, max_size=sweep.count)))
+        return SetIrqs(_BOOL_TRIGGER, index, sweep.start, sweep.count, bools=bools)
 
     # --- rules ------------------------------------------------------------------------
 
@@ -227,7 +255,7 @@ class DifferentialMachine(RuleBasedStateMachine):
     def probe(self, data: st.DataObject) -> None:
         """Loopback over the whole of an enabled index: every trigger shows."""
         active = sorted(self.context.sweepable())
-        self.play(self.context.sweep(data.draw(st.sampled_from(active), label="index")))
+        self.play(self._sweep(data, data.draw(st.sampled_from(active), label="index")))
 
     @rule(data=st.data())
     def invalid_request(self, data: st.DataObject) -> None:
