@@ -136,6 +136,37 @@ def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]
 
 
 @pytest.fixture
+def vfio_open(
+    vfio_target: TargetInfo,
+) -> Callable[[], contextlib.AbstractContextManager[object]]:
+    """``with vfio_open() as dev:``: the target opened afresh for the block.
+
+    On leaving the block every index is disabled, the device's interrupt
+    status cleared (where it has a stimulus) and the device closed, so each
+    block -- each hypothesis example -- starts on a clean device.  The value
+    itself holds no device, which is what makes it safe to share between the
+    examples of a ``@given`` test (the target stays held for the whole test).
+    """
+    from vfio_hil._errors import VfioError
+    from vfio_hil._irq import IrqIndex, IrqSet
+
+    @contextlib.contextmanager
+    def opened() -> Iterator[object]:
+        device = vfio_target.target.open()
+        try:
+            yield device
+        finally:
+            for index in IrqIndex:
+                with contextlib.suppress(VfioError):  # EINVAL: that index was not on
+                    device.set_irqs(IrqSet.disable(index))
+            if device.stimulus is not None:  # a raised status would leak into the next block
+                device.stimulus.clear_irq()
+            device.close()
+
+    return opened
+
+
+@pytest.fixture
 def vfio_model(vfio_target: TargetInfo) -> object:
     """The reference model of the device, kept in step with ``vfio_device``'s requests."""
     from vfio_hil._lockstep.mirror import ModelMirror
