@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -10,7 +11,7 @@ from vfio_hil._irq import IrqInfo, IrqSet
 if TYPE_CHECKING:
     from vfio_hil._model.profile import KernelProfile
 
-__all__ = ["Device", "DeviceInfo", "Platform", "RegionInfo", "Stimulus"]
+__all__ = ["Device", "DeviceInfo", "Platform", "RegionInfo", "Stimulus", "close_clean"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,20 @@ class Device(Protocol):
     def __enter__(self) -> Device: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+def close_clean(device: Device) -> None:
+    """Leave the device as a new user expects it, then close it: its interrupt
+    status cleared (a raised status would fire at the next enable), every index
+    disabled.  Best effort: after a failed step or reopen some calls fail, and a
+    cleanup error must not hide the failure that came first."""
+    from vfio_hil._errors import VfioError
+    from vfio_hil._irq import IrqIndex
+
+    with contextlib.suppress(VfioError, OSError):
+        if device.stimulus is not None:
+            device.stimulus.clear_irq()
+    for index in IrqIndex:
+        with contextlib.suppress(VfioError, OSError):  # EINVAL: that index was not on
+            device.set_irqs(IrqSet.disable(index))
+    device.close()

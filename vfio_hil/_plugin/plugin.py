@@ -82,7 +82,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return collect_file(file_path, parent)
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The targets, probed, once anything collected runs on one; a run with no
+    vfio-hil test (another project's suite) opens nothing and shows nothing."""
+    from vfio_hil._plugin.scenarios import ScenarioItem
+
+    def uses_targets(item: pytest.Item) -> bool:
+        fixtures = getattr(item, "fixturenames", ())
+        return isinstance(item, ScenarioItem) or bool(_DEVICE_FIXTURES & set(fixtures))
+
+    if not any(uses_targets(item) for item in items):
+        return []
     return ["vfio-hil targets:"] + [f"  {i.header()}" for i in _infos(config).values()]
 
 
@@ -117,8 +127,7 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
 def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]:
     """The target, opened for this test; afterwards every index is disabled, the
     device's interrupt status cleared (where it has a stimulus) and it is closed."""
-    from vfio_hil._errors import VfioError
-    from vfio_hil._irq import IrqIndex, IrqSet
+    from vfio_hil._device import close_clean
     from vfio_hil._lockstep.mirror import ModelMirror, TrackedDevice
 
     assert isinstance(vfio_model, ModelMirror)
@@ -126,13 +135,7 @@ def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]
     try:
         yield device
     finally:
-        for index in IrqIndex:
-            with contextlib.suppress(VfioError):  # EINVAL: that index was not on
-                device.set_irqs(IrqSet.disable(index))
-        stimulus = getattr(device, "stimulus", None)
-        if stimulus is not None:  # a raised status would leak into the next test
-            stimulus.clear_irq()
-        device.close()
+        close_clean(device)
 
 
 @pytest.fixture
@@ -147,8 +150,7 @@ def vfio_open(
     itself holds no device, which is what makes it safe to share between the
     examples of a ``@given`` test (the target stays held for the whole test).
     """
-    from vfio_hil._errors import VfioError
-    from vfio_hil._irq import IrqIndex, IrqSet
+    from vfio_hil._device import close_clean
 
     @contextlib.contextmanager
     def opened() -> Iterator[object]:
@@ -156,23 +158,21 @@ def vfio_open(
         try:
             yield device
         finally:
-            for index in IrqIndex:
-                with contextlib.suppress(VfioError):  # EINVAL: that index was not on
-                    device.set_irqs(IrqSet.disable(index))
-            if device.stimulus is not None:  # a raised status would leak into the next block
-                device.stimulus.clear_irq()
-            device.close()
+            close_clean(device)
 
     return opened
 
 
 @pytest.fixture
-def vfio_model(vfio_target: TargetInfo) -> object:
-    """The reference model of the device, kept in step with ``vfio_device``'s requests."""
+def vfio_model(vfio_target: TargetInfo) -> Iterator[object]:
+    """The reference model of the device, kept in step with ``vfio_device``'s
+    requests, resets, reopens, region writes and stimulus."""
     from vfio_hil._lockstep.mirror import ModelMirror
 
     with vfio_target.target.open() as device:
-        return ModelMirror.of(device)
+        mirror = ModelMirror.of(device)
+    yield mirror
+    mirror.close()
 
 
 @pytest.fixture

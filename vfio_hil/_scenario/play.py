@@ -11,12 +11,10 @@ instead: nothing is late there.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vfio_hil._device import Device
-from vfio_hil._irq import IrqIndex, IrqSet
+from vfio_hil._device import Device, close_clean
 from vfio_hil._lockstep import LateSignals, Side
 from vfio_hil._lockstep.timing import REPLAY
 from vfio_hil._model import KernelProfile
@@ -86,17 +84,5 @@ def play_scenario(
 
 
 def _clean_up(side: Side) -> None:
-    """Best effort: a cleanup error must not hide the step's own failure.
-
-    (EINVAL from a disable only means that index was not enabled; after a
-    failed reopen the device may be closed and every call fails.)
-    """
-    device = side.device
-    with contextlib.suppress(Exception):
-        if device.stimulus is not None:
-            device.stimulus.clear_irq()
-    for index in IrqIndex:
-        with contextlib.suppress(Exception):
-            device.set_irqs(IrqSet.disable(index))
+    close_clean(side.device)
     side.close()
-    device.close()
