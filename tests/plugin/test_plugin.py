@@ -242,3 +242,11 @@ def test_vfio_require_fails_a_scenario_no_target_can_run(pytester: pytest.Pytest
     result = pytester.runpytest("--vfio-sim", "edu", "--vfio-require", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no target can run this scenario (--vfio-require)*"])
+
+
+def test_a_run_without_vfio_tests_opens_and_shows_no_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    ours = [line for line in result.outlines if "vfio-hil" in line]
+    assert all(line.startswith("plugins:") for line in ours), ours  # pytest's own list
