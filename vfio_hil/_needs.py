@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vfio_hil._device import Device
-from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqIndex, IrqInfo
 from vfio_hil._kernel_range import in_range
 from vfio_hil._model.profile import KernelProfile
@@ -34,14 +33,9 @@ class Facts:
 
     @classmethod
     def of(cls, device: Device, spec: str | None = None) -> Facts:
-        from vfio_hil._lockstep.twin import function_of
+        from vfio_hil._lockstep.twin import function_of, irq_table
 
-        irqs = {}
-        for index in IrqIndex:
-            try:
-                irqs[int(index)] = device.irq_info(index)
-            except VfioError:  # ERR on conventional PCI before 7.3: EINVAL
-                continue
+        irqs = irq_table(device)
         fn = function_of(device)
         return cls(
             spec or device.name,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -152,11 +151,11 @@ def test_xdist_workers_spread_over_simulated_devices_without_machine_wide_locks(
 
 
 HOLD_REAL = """
-import sys, time
+import sys
 from vfio_hil._targets import parse_target
 with parse_target("0000:00:03.0").hold():
     print("held", flush=True)
-    time.sleep(float(sys.argv[1]))
+    sys.stdin.read()  # hold until the test closes our stdin
 """
 
 
@@ -168,25 +167,35 @@ def test_a_real_device_is_held_by_one_process_and_a_waiter_says_by_whom(
 
     monkeypatch.setenv("VFIO_HIL_LOCK_DIR", str(tmp_path / "locks"))
     first = subprocess.Popen(
-        [sys.executable, "-c", HOLD_REAL, "3"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_REAL],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    second = None
     try:
         assert first.stdout is not None
+        assert first.stdin is not None
         assert first.stdout.readline().strip() == "held"
-        started = time.monotonic()
-        second = subprocess.run(
-            [sys.executable, "-c", HOLD_REAL, "0"],
-            capture_output=True,
+        second = subprocess.Popen(
+            [sys.executable, "-c", HOLD_REAL],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=30,
         )
-        waited = time.monotonic() - started
+        assert second.stderr is not None
+        assert second.stdout is not None
+        said = second.stderr.readline()  # it cannot hold the device: it says so, and waits
+        assert f"pid {first.pid}" in said
+        assert "waiting up to" in said
+        first.stdin.close()  # the first lets go ...
+        assert second.stdout.readline().strip() == "held"  # ... and the waiter has it
     finally:
-        first.wait(timeout=30)
-    assert second.returncode == 0
-    assert waited > 1.0  # it could not take the lock while the first held it
-    assert f"pid {first.pid}" in second.stderr
-    assert "waiting up to" in second.stderr
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def test_an_unusable_lock_directory_is_named(

@@ -15,33 +15,30 @@ import struct
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError
-from vfio_hil._irq import IrqIndex, IrqInfoFlag
+from vfio_hil._irq import IrqIndex, IrqInfo, IrqInfoFlag
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel
 from vfio_hil._sim.device import SimDevice
 
-__all__ = ["function_of", "irq_counts", "twin_of"]
+__all__ = ["function_of", "irq_counts", "irq_table", "twin_of"]
 
 _PCI_STATUS_CAP_LIST = 0x10
 _PCI_CAP_ID_EXP = 0x10
 
 
-def irq_counts(device: Device) -> dict[int, int]:
-    """GET_IRQ_INFO counts by index; indexes that answer EINVAL are absent."""
-    counts = {}
+def irq_table(device: Device) -> dict[int, IrqInfo]:
+    """GET_IRQ_INFO of every index; indexes that answer EINVAL are absent."""
+    table = {}
     for index in IrqIndex:
         try:
-            counts[int(index)] = device.irq_info(index).count
-        except VfioError:
+            table[int(index)] = device.irq_info(index)
+        except VfioError:  # ERR on conventional PCI before 7.3, say
             continue
-    return counts
+    return table
 
 
-def _count(device: Device, index: int) -> tuple[int, int] | None:
-    try:
-        info = device.irq_info(index)
-    except VfioError:
-        return None
-    return info.count, int(info.flags)
+def irq_counts(device: Device) -> dict[int, int]:
+    """GET_IRQ_INFO counts by index; indexes that answer EINVAL are absent."""
+    return {index: info.count for index, info in irq_table(device).items()}
 
 
 def _is_pcie(device: Device) -> bool:
@@ -63,17 +60,16 @@ def _is_pcie(device: Device) -> bool:
 
 def function_of(device: Device) -> PciFunction:
     """The PciFunction whose GET_IRQ_INFO, GET_INFO and platform equal ``device``'s."""
-    intx = _count(device, IrqIndex.INTX)
-    msi = _count(device, IrqIndex.MSI)
-    msix = _count(device, IrqIndex.MSIX)
+    table = irq_table(device)
+    intx, msi, msix = (table.get(i) for i in (IrqIndex.INTX, IrqIndex.MSI, IrqIndex.MSIX))
     platform = device.platform
     return PciFunction(
-        intx_pin=bool(intx and intx[0]),
-        msi_vectors=msi[0] if msi else 0,
-        msix_vectors=msix[0] if msix else 0,
+        intx_pin=bool(intx and intx.count),
+        msi_vectors=msi.count if msi else 0,
+        msix_vectors=msix.count if msix else 0,
         pcie=_is_pcie(device),
         pci_2_3=platform.pci_2_3,
-        dyn_msix=bool(msix and msix[0] and not msix[1] & IrqInfoFlag.NORESIZE),
+        dyn_msix=bool(msix and msix.count and not msix.flags & IrqInfoFlag.NORESIZE),
         host_vectors=platform.host_vectors,
         can_reset=device.info().can_reset,
         intx_level_at_enable=platform.intx_level_at_enable,
