@@ -42,12 +42,15 @@ def _loopback(args: argparse.Namespace) -> int:
 def _mutants(args: argparse.Namespace) -> int:
     from vfio_hil._bench.mutants import format_table, run_mutant
     from vfio_hil._errors import VfioHilError
+    from vfio_hil._fuzz.context import check_out_dir
     from vfio_hil._fuzz.mutants import MUTANTS
 
     names = [m.name for m in MUTANTS]
     unknown = [n for n in args.only or [] if n not in names]
     if unknown:
         raise VfioHilError(f"unknown mutant {unknown[0]!r}", f"use one of: {', '.join(names)}")
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
     started = time.monotonic()
     rows = []

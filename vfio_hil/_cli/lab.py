@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -131,21 +129,16 @@ def env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # unwinds through run_one, which kills the guest
-
-
 def run_guarded(kernel_specs: Sequence[str] | None, command: Sequence[str], **options: Any) -> int:
-    """``run_lab`` on these kernels with SIGTERM handled like Ctrl-C; an ``Exit``.
+    """``run_lab`` on these kernels; an ``Exit``.
 
-    A CI runner's cancel must not leave a QEMU behind: SIGTERM unwinds through
-    the run, which kills its guests.  The lab's own errors are usage errors.
+    ``run_lab`` itself turns SIGTERM into KeyboardInterrupt and kills its
+    guests on the way out, so a CI runner's cancel leaves no QEMU behind and
+    exits 130 here.  The lab's own errors are usage errors.
     """
     from vfio_hil._lab._util import LabError
     from vfio_hil._lab.run import run_lab
 
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
         results = run_lab(_kernels(kernel_specs), command, **options)
     except KeyboardInterrupt:
@@ -154,9 +147,6 @@ def run_guarded(kernel_specs: Sequence[str] | None, command: Sequence[str], **op
     except LabError as exc:
         print(f"vfio-hil lab: error: {exc}", file=sys.stderr)
         return Exit.USAGE
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if any(r.guest_failed for r in results):
         return Exit.GUEST_FAILED
     return Exit.OK if all(r.ok for r in results) else Exit.FAILED

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
 from vfio_hil._cli.common import in_lab
 from vfio_hil._exit import Exit
 
-__all__ = ["add_parser"]
+__all__ = ["TEST_TIMEOUT_S", "add_parser"]
+
+TEST_TIMEOUT_S = 300.0
 
 
 def add_parser(sub: Any) -> None:
@@ -31,12 +34,31 @@ def add_parser(sub: Any) -> None:
     run.add_argument(
         "--lab", metavar="KERNEL", help="boot KERNEL (6.1, 6.12, newest, all) in QEMU and run there"
     )
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=TEST_TIMEOUT_S,
+        metavar="S",
+        help=f"fail a test that runs longer than S seconds (default {TEST_TIMEOUT_S:.0f}; "
+        "0: no limit)",
+    )
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     run.set_defaults(handler=_run)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"seconds, 0 or more, not {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
-    suite = ["--pyargs", "vfio_hil.suite"]
+    # pytest-timeout (a dependency) fails a hung test instead of hanging the run.
+    suite = ["--pyargs", "vfio_hil.suite", "-o", f"timeout={args.timeout:g}"]
     if args.lab:  # the lab points pytest's cache into its results directory
         return in_lab(args.lab, [sys.executable, "-m", "pytest", *suite, *args.pytest_args])
     import pytest

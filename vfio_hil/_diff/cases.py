@@ -134,27 +134,31 @@ def matrix_cases(counts: Counts) -> list[Case]:
     return cases
 
 
-def random_sequence(rng: random.Random, counts: Counts, stimulus: bool, length: int) -> list[Step]:
-    """A seeded sequence, biased toward valid requests on the device's indexes."""
+def random_sequence(
+    rng: random.Random, counts: Counts, stimulus: bool, length: int
+) -> Iterator[Step]:
+    """A seeded sequence, biased toward valid requests on the device's indexes.
+
+    Drawn step by step as it is played, so a long ``length`` costs no memory;
+    the draws (and so the steps of a seed) are the same as when it was a list.
+    """
     present = [int(i) for i in IrqIndex if counts.get(i)]
-    steps: list[Step] = []
     for _ in range(length):
         roll = rng.random()
         if stimulus and roll < 0.15:
-            steps.append(Raise(rng.choice([1, 2, 0x80000000])))
+            yield Raise(rng.choice([1, 2, 0x80000000]))
         elif stimulus and roll < 0.22:
-            steps.append(Clear(rng.choice([1, 2, 0xFFFFFFFF])))
+            yield Clear(rng.choice([1, 2, 0xFFFFFFFF]))
         elif roll < 0.24:
-            steps.append(Reset())
+            yield Reset()
         elif roll < 0.26:
-            steps.append(Reopen())
+            yield Reopen()
         elif roll < 0.30:
-            steps.append(SetDisIntx(rng.random() < 0.5))
+            yield SetDisIntx(rng.random() < 0.5)
         elif roll < 0.33:
-            steps.append(WriteEventfd(rng.randrange(SLOTS)))
+            yield WriteEventfd(rng.randrange(SLOTS))
         else:
-            steps.append(_random_request(rng, present, counts))
-    return steps
+            yield _random_request(rng, present, counts)
 
 
 def _random_request(rng: random.Random, present: list[int], counts: Counts) -> SetIrqs:

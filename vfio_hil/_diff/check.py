@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps, matrix_cases, random_sequence
 from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, twin_of
+from vfio_hil._lockstep.steps import Step
 from vfio_hil._lockstep.timing import SETTLE_S
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 
 __all__ = ["DiffReport", "run_differential"]
+
+PROGRESS_CASES = 100  # a progress line every this many cases,
+PROGRESS_S = 10.0  # and at least this often within a long case
 
 
 @dataclass
@@ -59,23 +64,44 @@ def run_differential(
     counts = irq_counts(device)
     report = DiffReport(device.name, twin.profile.name)
     run = Lockstep(Side(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s))
-    cases = matrix_cases(counts) if matrix else []
+    matrix_part = matrix_cases(counts) if matrix else []
     stimulus = device.stimulus is not None
-    cases += [
-        (f"seed {seed}", random_sequence(random.Random(seed), counts, stimulus, length))
-        for seed in seeds
-    ]
+    # One generator per seed, drawn as it is played: memory stays flat
+    # however long the sequences are.
+    cases: Iterator[tuple[str, Iterable[Step]]] = itertools.chain(
+        matrix_part,
+        (
+            (f"seed {seed}", random_sequence(random.Random(seed), counts, stimulus, length))
+            for seed in seeds
+        ),
+    )
+    total = len(matrix_part) + len(seeds)
+    told = time.monotonic()
+
+    def tell() -> None:
+        nonlocal told
+        told = time.monotonic()
+        if progress is not None:
+            progress(
+                f"{report.device}: {report.cases}/{total} cases, {run.steps} steps "
+                f"in {told - started:.0f}s"
+            )
+
     try:
-        for number, (label, steps) in enumerate(cases, 1):
+        for label, steps in cases:
             run.clean(cleanup_steps(counts))
             for step in steps:
                 bad = run.play(step)
                 if bad is not None:
                     report.disagreements.append((label, bad))
                     break  # later steps of a diverged case say nothing new
+                # A real device settles late steps: one long sequence can take
+                # minutes, so the time also prompts a line, not only the cases.
+                if time.monotonic() - told >= PROGRESS_S:
+                    tell()
             report.cases += 1
-            if progress and number % 100 == 0:
-                progress(f"{report.device}: {number}/{len(cases)} cases")
+            if report.cases % PROGRESS_CASES == 0:
+                tell()
     finally:
         report.steps = run.steps
         run.close()

@@ -8,7 +8,9 @@ counterexample when hypothesis replays it for the last time.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from hypothesis.errors import InvalidArgument
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps
+from vfio_hil._errors import VfioHilError
 from vfio_hil._fuzz.export import write_counterexample
 from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._irq import IrqIndex
@@ -39,7 +42,14 @@ from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil.strategies import requests
 
-__all__ = ["OUT_ENV", "FuzzStats", "MachineContext", "default_out_dir", "is_final_run"]
+__all__ = [
+    "OUT_ENV",
+    "FuzzStats",
+    "MachineContext",
+    "check_out_dir",
+    "default_out_dir",
+    "is_final_run",
+]
 
 OUT_ENV = "VFIO_HIL_FUZZ_OUT"
 PROGRESS_S = 10.0  # long runs say how far they got this often
@@ -80,6 +90,31 @@ def default_out_dir() -> Path:
     if os.environ.get("VFIO_HIL_RESULTS"):
         return Path(os.environ["VFIO_HIL_RESULTS"]) / "counterexamples"
     return Path("vfio-hil-counterexamples")
+
+
+def check_out_dir(path: Path, what: str) -> None:
+    """Raise ``VfioHilError`` unless ``path`` is a directory that can be created
+    and written; ``what`` names where the path came from (``--out``).
+
+    Commands call this before any work, so a typo costs seconds, not a run.
+    Directories it creates are removed again: an output directory appears
+    only when there is something in it.
+    """
+    missing: list[Path] = []
+    try:
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".vfio-hil-probe-"):
+            pass
+    except OSError as exc:
+        raise VfioHilError(
+            f"{what} {path}: not a directory that can be created and written "
+            f"({exc.strerror or exc})"
+        ) from None
+    finally:
+        for created in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                created.rmdir()
 
 
 class MachineContext:
@@ -241,7 +276,12 @@ class MachineContext:
             return ""
         assert self.facts is not None
         out = self.out_dir or default_out_dir()
-        paths = write_counterexample(trace, self.facts, out, str(bad))
+        try:
+            paths = write_counterexample(trace, self.facts, out, str(bad))
+        except OSError as exc:
+            # The divergence is the finding: a full disk or a bad directory
+            # must not replace it with an OSError.
+            return f"\ncould not write the counterexample to {out}: {exc}"
         stats.counterexamples.extend(paths)
         return "\ncounterexample written to " + " and ".join(str(p) for p in paths)
 

@@ -7,6 +7,7 @@ timed out. The console stream is scanned live for kernel failures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -307,22 +308,30 @@ def run_one(
         start_new_session=True,
     )
     assert proc.stdout is not None
-    with _RUNNING_LOCK:
-        _RUNNING.add(proc)
-    reader = _Reader(proc.stdout, kdir / "console.log", scanner, t0, echo, verbose, kernel.name)
-    reader.start()
-    try:
+    reader: _Reader | None = None
+    try:  # at once: an interrupt before the try would leave the guest running
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        reader = _Reader(proc.stdout, kdir / "console.log", scanner, t0, echo, verbose, kernel.name)
+        reader.start()
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         result.timed_out = True
         log(f"{kernel.name}: hard timeout after {timeout:.0f} s; killing the guest")
     finally:
-        # Also reached on KeyboardInterrupt: never leave a QEMU behind.
-        _kill_group(proc)
+        # Also reached on KeyboardInterrupt (and SIGTERM, see run_lab): never
+        # leave a QEMU behind, even when the interrupt lands in the kill itself.
+        try:
+            _kill_group(proc)
+        except KeyboardInterrupt:
+            _kill_group(proc)
+            raise
         with _RUNNING_LOCK:
             _RUNNING.discard(proc)
-        reader.join(timeout=10)
+        if reader is not None:
+            reader.join(timeout=10)
         proc.stdout.close()
+    assert reader is not None
     result.total_seconds = time.monotonic() - t0
     _judge(result, scanner, reader.tail)
     return result
@@ -352,7 +361,13 @@ def run_lab(
     verbose: bool = False,
     echo: IO[str] | None = sys.stdout,
 ) -> list[LabResult]:
-    """Run ``command`` in a guest per kernel; one ``LabResult`` each, in order."""
+    """Run ``command`` in a guest per kernel; one ``LabResult`` each, in order.
+
+    Each guest logs a line when it boots and one with its verdict and time
+    when it ends.  Called from the main thread, SIGTERM stops the run like
+    Ctrl-C (``KeyboardInterrupt``), killing the guest first; the previous
+    SIGTERM handler is back when this returns.
+    """
     if not kernels:
         raise LabError("no kernel to run")
     if not command:
@@ -365,31 +380,60 @@ def run_lab(
             "warning: the host has no /lib/modules, so virtme-ng cannot link the guest "
             "kernel's modules there; modules load by path only (mkdir -p /lib/modules fixes it)"
         )
-    chosen = pick_accel(accel, kernels[0])
-    root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
-    root.mkdir(parents=True, exist_ok=True)
-    log(f"results in {root}")
-    results = [
-        run_one(
-            k,
-            command,
-            accel=chosen,
-            preset=preset,
-            results_root=root,
-            timeout=timeout,
-            memory=memory,
-            cpus=cpus,
-            env=env,
-            verbose=verbose,
-            echo=echo,
-        )
-        for k in kernels
-    ]
-    for r in results:
-        for f in r.findings:
-            log(f"{r.kernel.name}: {f.summary()}")
-        log(r.summary() + (f" [{r.error}]" if r.error else ""))
+    with _sigterm_unwinds():
+        chosen = pick_accel(accel, kernels[0])
+        root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
+        root.mkdir(parents=True, exist_ok=True)
+        log(f"results in {root}")
+        results = []
+        for k in kernels:
+            r = run_one(
+                k,
+                command,
+                accel=chosen,
+                preset=preset,
+                results_root=root,
+                timeout=timeout,
+                memory=memory,
+                cpus=cpus,
+                env=env,
+                verbose=verbose,
+                echo=echo,
+            )
+            # As each guest ends, not after the last: CI logs show a long run's progress.
+            for f in r.findings:
+                log(f"{r.kernel.name}: {f.summary()}")
+            log(r.summary() + (f" [{r.error}]" if r.error else ""))
+            results.append(r)
     return results
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # One is enough: a second SIGTERM while unwinding would cut the guest's kill short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While it lasts, SIGTERM raises KeyboardInterrupt, as Ctrl-C does.
+
+    A CI runner's cancel (or ``timeout``, or ``kill``) then unwinds through
+    ``run_one``, which kills the guest, instead of ending Python with QEMU
+    left running in its own session.  Only the main thread can set a handler:
+    runs in other threads are stopped by their caller (``stop_all_guests``).
+    A SIGTERM the caller ignores stays ignored.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        # None: the handler was not set from Python; the default is the closest.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def show_commands(
