@@ -15,6 +15,7 @@ interrupted (Ctrl-C; the statistics so far are printed).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +106,10 @@ def _fuzz_one(
 
 
 def _fuzz(args: argparse.Namespace) -> int:
+    from vfio_hil._fuzz.context import OUT_ENV, check_out_dir, default_out_dir
+
+    if args.out is not None or os.environ.get(OUT_ENV):  # a typo costs seconds, not a run
+        check_out_dir(args.out or default_out_dir(), "--out" if args.out else OUT_ENV)
     if args.lab:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
