@@ -81,6 +81,24 @@ def test_interrupt_pending_at_enable_is_lost_under_qemu(
     assert trigger.read() == 1
 
 
+@pytest.mark.parametrize("platform_keeps_level", [True, False], ids=["io-apic", "qemu"])
+def test_an_msi_enable_drops_the_intx_line_and_the_next_raise_fires(
+    platform_keeps_level: bool, make_eventfds: MakeFds
+) -> None:
+    """Seen on 6.1.192 and 6.12.118 in the lab: setting the MSI enable bit
+    deasserts INTx (PCI 6.8.3.3; QEMU's msi_write_config()), even when the
+    enable then fails, so a line raised before stays low until edu raises again."""
+    (trigger,) = make_eventfds(1)
+    with SimDevice.edu(intx_level_at_enable=platform_keeps_level) as dev:
+        stim(dev).raise_irq(2)
+        bad = IrqSet.raw(0x24, MSI, 0, 1, (1 << 20).to_bytes(4, "little"))  # a closed fd
+        assert answer(dev, bad) == "EBADF"
+        dev.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))
+        assert trigger.read() == 0  # nothing asserted to deliver, on any platform
+        stim(dev).raise_irq(0x80000000)
+        assert trigger.read() == 1
+
+
 def test_a_masked_line_is_held_until_unmask(edu: SimDevice, make_eventfds: MakeFds) -> None:
     (trigger,) = make_eventfds(1)
     edu.set_irqs(IrqSet.eventfds(INTX, 0, [trigger]))

@@ -9,7 +9,6 @@ host's root file system read-only over 9p, links the kernel's modules to
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import select
@@ -267,17 +266,30 @@ def probe_kvm(qemu: str, vmlinuz: Path, timeout: float = KVM_PROBE_TIMEOUT_S) ->
             if b"Linux version" in seen:
                 return None
     finally:
-        _kill_group(proc)
+        kill_group(proc)
+        proc.stdout.close()
     tail = seen.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
     return f"a KVM guest printed no kernel banner within {timeout:.0f} s ({tail[0][:120]})"
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    if proc.stdout:
-        proc.stdout.close()
+_KILL_GRACE_S = 5.0
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM then SIGKILL virtme-run's process group (it contains QEMU)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=_KILL_GRACE_S)
+            os.killpg(proc.pid, 0)  # anyone left in the group (QEMU)?
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait(timeout=_KILL_GRACE_S)
 
 
 def choose_accel(requested: str, probe: str | None) -> tuple[Accel, str | None]:

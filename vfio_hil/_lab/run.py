@@ -33,6 +33,7 @@ from vfio_hil._lab.qemu import (
     find_qemu,
     find_virtme_run,
     get_preset,
+    kill_group,
     probe_kvm,
 )
 
@@ -40,7 +41,6 @@ DEFAULT_TIMEOUT_S = 900.0
 # The guest kills its command this long before the host's hard timeout, so
 # the output and exit code still reach the results directory.
 GUEST_GRACE_S = 20.0
-KILL_GRACE_S = 5.0
 # Guests running now, so that stop_all_guests() can end runs started in threads.
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
@@ -184,23 +184,6 @@ def pick_accel(requested: str, kernel: Kernel) -> Accel:
     return accel
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM then SIGKILL virtme-run's process group (it contains QEMU)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=KILL_GRACE_S)
-            os.killpg(proc.pid, 0)  # anyone left in the group (QEMU)?
-        except ProcessLookupError:
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    proc.wait(timeout=KILL_GRACE_S)
-
-
 class _Reader(threading.Thread):
     """Copies the console to console.log, feeds the scanner, echoes the guest."""
 
@@ -322,9 +305,9 @@ def run_one(
         # Also reached on KeyboardInterrupt (and SIGTERM, see run_lab): never
         # leave a QEMU behind, even when the interrupt lands in the kill itself.
         try:
-            _kill_group(proc)
+            kill_group(proc)
         except KeyboardInterrupt:
-            _kill_group(proc)
+            kill_group(proc)
             raise
         with _RUNNING_LOCK:
             _RUNNING.discard(proc)
@@ -343,7 +326,7 @@ def stop_all_guests() -> int:
     with _RUNNING_LOCK:
         running = list(_RUNNING)
     for proc in running:
-        _kill_group(proc)
+        kill_group(proc)
     return len(running)
 
 

@@ -45,7 +45,20 @@ class MsiHandlers(ModelBase):
         if max_vecs < min_vecs:
             return -errno.ERANGE
         granted = min(max_vecs, self.function.host_vectors)
-        return granted if granted >= min_vecs else -errno.ENOSPC
+        if granted < min_vecs:
+            return -errno.ENOSPC
+        self.msi_enabled_in_hw()
+        return granted
+
+    # The function's MSI/MSI-X enable bit is set (also when the enable fails
+    # later and vfio_msi_disable() clears it again): QEMU's msi_write_config()
+    # and msix_write_config() call pci_device_deassert_intx(), so the INTx line
+    # drops while the device (edu) keeps its status; it rises again only at the
+    # device's next raise.  Seen in the lab on 6.1.192 and 6.12.118: a raise
+    # after a failed MSI enable signalled the INTx trigger.
+    def msi_enabled_in_hw(self) -> None:
+        self.lines.intx_asserted = False
+        self.lines.intx_unseen = False
 
     # vfio_msi_disable()
     def msi_disable(self, msix: bool) -> None:
