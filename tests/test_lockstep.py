@@ -28,6 +28,7 @@ from vfio_hil._fuzz.export import scenario_text
 from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._host import platform
 from vfio_hil._lockstep import (
+    BarWrite,
     Clear,
     GetIrqInfo,
     Lockstep,
@@ -35,6 +36,7 @@ from vfio_hil._lockstep import (
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Side,
@@ -157,16 +159,23 @@ def _steps() -> list[Step]:
         Clear(),
         GetIrqInfo(INTX),
         GetIrqInfo(5),
+        SetCommand(0x0507),
+        SetCommand(0x0103),
+        BarWrite(0x04, 7),
+        BarWrite(0x60, 1),
+        BarWrite(0x64, 0xFFFFFFFF),
     ]
 
 
 def _expected_late(step: Step, raised: bool) -> bool:
     """The kernel's rule, written out: what can signal after it returned."""
-    if isinstance(step, GetIrqInfo):
-        return False  # vfio_pci_ioctl_get_irq_info() only reads
-    if isinstance(step, WriteEventfd | Raise):
-        return True  # the virqfd's workqueue; a raise's interrupt
-    if isinstance(step, SetDisIntx | Reopen):
+    if isinstance(step, GetIrqInfo | BarWrite) and not (
+        isinstance(step, BarWrite) and step.offset == 0x60
+    ):
+        return False  # vfio_pci_ioctl_get_irq_info() only reads; other BAR writes raise nothing
+    if isinstance(step, WriteEventfd | Raise | BarWrite):
+        return True  # the virqfd's workqueue; a raise's interrupt (edu's 0x60 register)
+    if isinstance(step, SetDisIntx | SetCommand | Reopen):
         return raised  # an asserted line is delivered (or re-fired) from IRQ context
     if isinstance(step, SetIrqs) and raised:
         return step.index in (INTX, MSI) or (step.index == REQ and step.flags == _LOOP)

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 
 from vfio_hil._diff import SLOTS
 from vfio_hil._lockstep import (
+    BarWrite,
     Clear,
     GetIrqInfo,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     Step,
     WriteEventfd,
@@ -37,6 +39,8 @@ _OTHER_STEPS = st.one_of(
     st.just(Reopen()),
     st.builds(WriteEventfd, st.integers(0, SLOTS - 1)),
     st.builds(SetDisIntx, st.booleans()),
+    st.builds(SetCommand, st.integers(0, 0xFFFF)),
+    st.builds(BarWrite, st.integers(0, 2**30 - 1).map(lambda n: n * 4), st.integers(0, 2**32 - 1)),
     st.builds(GetIrqInfo, st.one_of(st.integers(0, 4), st.integers(0, 2**32 - 1))),
 )
 

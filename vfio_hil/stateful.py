@@ -30,6 +30,7 @@ model is the running kernel's profile; pass ``profile=`` to choose another).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,20 +39,41 @@ from hypothesis import note, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
 from vfio_hil._fuzz.profiles import default_seed, fuzz_settings, register_profiles
+from vfio_hil._fuzz.sample import fixed_sample
+from vfio_hil._hw import (
+    CMD_INTX_DISABLE,
+    CMD_IO,
+    CMD_MASTER,
+    CMD_MEMORY,
+    CMD_SERR,
+    EDU_IRQ_ACK,
+    EDU_IRQ_RAISE,
+    EDU_LIVENESS,
+)
 from vfio_hil._irq import IrqIndex
 from vfio_hil._lockstep import (
+    BarWrite,
     Clear,
+    FdRef,
     GetIrqInfo,
+    PendEventfd,
     Played,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -71,11 +93,16 @@ __all__ = [
 ]
 
 _NONE_TRIGGER = 0x21  # ACTION_TRIGGER | DATA_NONE
+_EVENTFD_TRIGGER = 0x24  # ACTION_TRIGGER | DATA_EVENTFD
+_UNMASK_EVENTFD = 0x14  # ACTION_UNMASK | DATA_EVENTFD
 _BOOL_TRIGGER = 0x22  # ACTION_TRIGGER | DATA_BOOL
 _SWEEP_BYTES = (1, 0x80, 0xFF, 0)  # shrinks toward 1: a BOOL sweep that signals all
 _RAISE_VALUES = (1, 2, 3, 0x80000000)
 _CLEAR_VALUES = (0xFFFFFFFF, 1, 2)
 _FOCUS = 3  # an enabled index is drawn this many times as often as another
+_SPOILERS: tuple[FdRef, ...] = (-1, "closed", "notfd", -2)
+_COMMAND_BITS = (CMD_MEMORY, CMD_MASTER, CMD_INTX_DISABLE, CMD_IO, CMD_SERR)
+_BAR_REGISTERS = (EDU_IRQ_RAISE, EDU_IRQ_ACK, EDU_LIVENESS)
 
 _Settings = settings  # make_machine's parameter of that name hides the class
 register_profiles()
@@ -129,6 +156,13 @@ class DifferentialMachine(RuleBasedStateMachine):
     def stats(cls) -> FuzzStats:
         return cls.context.stats
 
+    @classmethod
+    def run(cls, chosen: settings | None = None) -> None:
+        """Run the machine (``TestCase.settings`` unless given) with a sample
+        that is a function of its seed only (``vfio_hil._fuzz.sample``)."""
+        with fixed_sample():
+            run_state_machine_as_test(cls, settings=chosen or cls.TestCase.settings)
+
     # --- the step ---------------------------------------------------------------------
 
     def play(self, step: Step) -> None:
@@ -177,15 +211,26 @@ class DifferentialMachine(RuleBasedStateMachine):
         if enable_first and has_enable and data.draw(st.booleans(), label="enable it first"):
             group = "enable"
         if group == "loopback" and index in ctx.sweepable():
-            how = data.draw(st.integers(0, 5), label="how")  # 0-2 as drawn, 3-4 sweep, 5 off
-            if how == 5:
+            how = data.draw(st.integers(0, 6), label="how")  # 0-2 as drawn, 3-4 sweep, 5-6 off
+            if how >= 5:
                 return self._disable(data, index)
             if how >= 3:
                 return self._sweep(data, index)
         return data.draw(ctx.strategies[f"{group}:{index}"], label="step")
 
+    def _spoil(self, data: st.DataObject, step: SetIrqs) -> SetIrqs:
+        """A third of the time, one entry after the first of an fd array becomes
+        a hole (-1, which stays unassigned) or a bad fd (what a failure unwinds
+        depends on where it is: vfio_msi_set_block())."""
+        fds = step.fds
+        if not fds or len(fds) < 2 or data.draw(st.integers(0, 2), label="spoil") != 2:
+            return step
+        at = data.draw(st.integers(1, len(fds) - 1), label="spoiled entry")
+        bad = data.draw(st.sampled_from(_SPOILERS), label="spoiler")
+        return dataclasses.replace(step, fds=(*fds[:at], bad, *fds[at + 1 :]))
+
     def _disable(self, data: st.DataObject, index: int) -> SetIrqs:
-        """TRIGGER|NONE count 0, a quarter of the time with a start in 0..count+1.
+        """TRIGGER|NONE count 0, half the time with a start in 0..count+1.
 
         vfio-pci disables whatever ``start`` says (vfio_pci_set_msi_trigger()
         and vfio_pci_set_intx_trigger() look at count only) once the range is
@@ -193,7 +238,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         """
         count = self.context.counts.get(index, 1)
         start = 0
-        if data.draw(st.integers(0, 3), label="disable with a start") == 3:
+        if data.draw(st.booleans(), label="disable with a start"):
             start = data.draw(st.integers(0, count + 1), label="start")
         return SetIrqs(_NONE_TRIGGER, index, start, 0)
 
@@ -216,10 +261,12 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.diverged = False
 
     def teardown(self) -> None:
-        """End every example with a sweep of each enabled index: hidden trigger
-        state that no step looked at (a trigger kept, lost or moved) shows here."""
+        """End every example with a sweep of every index the device has, not only
+        those the model side enabled: hidden trigger state that no step looked at
+        (a trigger kept, lost or moved, on either side) shows here.  A sweep of a
+        disabled index is EINVAL on both sides when they agree."""
         if self.trace and not self.diverged:
-            for index in sorted(self.context.sweepable()):
+            for index in sorted(self.context.probe_indexes()):
                 self.play(self.context.sweep(index))
 
     @precondition(_has_group("enable"))
@@ -231,7 +278,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         sweep of that index: what a failure leaves behind (vectors unwound to
         unassigned, an old trigger kept) is part of its contract.
         """
-        step = self._focused(data, "enable")
+        step = self._spoil(data, self._focused(data, "enable"))
         self.play(step)
         if isinstance(self.trace[-1].kernel.result, str) and step.index in self.context.sweepable():
             self.play(self.context.sweep(step.index))
@@ -254,11 +301,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         """INTx UNMASK|EVENTFD: register or unregister the unmask eventfd."""
         self.play(self._focused(data, "unmask_eventfd"))
 
-    @precondition(lambda self: bool(self.context.sweepable()))
+    @precondition(lambda self: bool(self.context.probe_indexes()))
     @rule(data=st.data())
     def probe(self, data: st.DataObject) -> None:
-        """Loopback over the whole of an enabled index: every trigger shows."""
+        """Loopback over the whole of an index: every trigger shows.  Mostly an
+        index the model enabled; a quarter of the time any index the device has,
+        so state only the device kept (a trigger that survived a reset) is probed."""
         active = sorted(self.context.sweepable())
+        if not active or data.draw(st.integers(0, 3), label="probe any index") == 3:
+            active = sorted(self.context.probe_indexes())
         self.play(self._sweep(data, data.draw(st.sampled_from(active), label="index")))
 
     @rule(data=st.data())
@@ -293,6 +344,20 @@ class DifferentialMachine(RuleBasedStateMachine):
         """Write 1 to an eventfd slot: a registered unmask eventfd unmasks INTx."""
         self.play(WriteEventfd(slot))
 
+    @rule(slot=st.integers(0, SLOTS - 1), then=st.integers(0, 2))
+    def pending_eventfd(self, slot: int, then: int) -> None:
+        """Leave a count in an eventfd, then (mostly) register it while it holds
+        the count: as INTx's unmask eventfd (the virqfd unmasks at once) or as
+        the trigger of vector 0 of an index; counts are compared as ever."""
+        self.play(PendEventfd(slot))
+        fds = (f"e{slot}",)
+        intx = IrqIndex.INTX
+        if then == 0 and self.context.counts.get(intx):
+            self.play(SetIrqs(_UNMASK_EVENTFD, intx, 0, 1, fds=fds))
+        elif then == 1 and self.context.counts:
+            index = min(self.context.active_indexes() or set(self.context.counts))
+            self.play(SetIrqs(_EVENTFD_TRIGGER, index, 0, 1, fds=fds))
+
     @rule(index=st.integers(0, len(IrqIndex) - 1))
     def irq_info(self, index: int) -> None:
         """GET_IRQ_INFO on any index, also one the device lacks: flags and count compared."""
@@ -303,6 +368,26 @@ class DifferentialMachine(RuleBasedStateMachine):
     def intx_disable(self, disable: bool) -> None:
         """Set or clear PCI_COMMAND.INTx-disable through config space."""
         self.play(SetDisIntx(disable))
+
+    @rule(
+        bits=st.lists(st.sampled_from(_COMMAND_BITS), unique=True),
+        everything=st.integers(0, 7),
+    )
+    def command(self, bits: list[int], everything: int) -> None:
+        """Write PCI_COMMAND as a driver does: memory, bus master, INTx-disable,
+        I/O, SERR in any mix; 1 in 8 times 0xffff.  What it reads back is compared."""
+        value = 0xFFFF if everything == 7 else sum(bits)
+        self.play(SetCommand(value))
+
+    @precondition(_has_stimulus)
+    @rule(
+        offset=st.sampled_from(_BAR_REGISTERS),
+        value=st.sampled_from(_RAISE_VALUES + _CLEAR_VALUES),
+    )
+    def bar_write(self, offset: int, value: int) -> None:
+        """A raw write to edu's BAR0 with PCI_COMMAND as it is: EIO with memory
+        decoding off, an MSI dropped with bus mastering off."""
+        self.play(BarWrite(offset, value))
 
 
 def make_machine(
@@ -362,4 +447,9 @@ def make_machine(
         if not chosen.derandomize:
             chosen = _Settings(chosen, database=None)  # replays would precede the sample
     machine.TestCase.settings = chosen
+
+    def run_test(case: Any) -> None:
+        machine.run(case.settings)
+
+    machine.TestCase.runTest = run_test  # type: ignore[assignment,method-assign]
     return machine

@@ -13,22 +13,28 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping
 
+from vfio_hil._hw import EDU_IRQ_ACK, EDU_IRQ_RAISE
 from vfio_hil._irq import IrqIndex
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     FdRef,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
     WriteEventfd,
 )
 
-__all__ = ["SLOTS", "Case", "cleanup_steps", "matrix_cases", "random_sequence"]
+__all__ = ["SLOTS", "Case", "cleanup_steps", "config_cases", "matrix_cases", "random_sequence"]
 
 SLOTS = 8
+# PCI_COMMAND values a driver writes: as at open, +bus master, memory off,
+# +INTx-disable, everything.
+_COMMANDS = (0x0103, 0x0107, 0x0104, 0x0507, 0x0000, 0xFFFF)
 NONE, BOOL, EVENTFD = 1, 2, 4
 MASK, UNMASK, TRIGGER = 8, 16, 32
 _DATA = {"NONE": NONE, "BOOL": BOOL, "EVENTFD": EVENTFD}
@@ -104,6 +110,37 @@ def _invalid(index: int, n: int) -> Iterator[tuple[str, SetIrqs]]:
         "argsz short of the payload",
         SetIrqs(TRIGGER | EVENTFD, index, 0, 1, fds=("e0",), argsz=23),
     )
+
+
+def config_cases(counts: Counts, stimulus: bool) -> list[Case]:
+    """PCI_COMMAND as a driver writes it, and raw BAR writes (edu's registers),
+    each read back: what every open shows, what a write keeps, what a reset
+    and a close leave behind, and a device interrupt with bus mastering off."""
+    cases: list[Case] = [
+        (f"PCI_COMMAND {value:#06x}, reset, reopen", [SetCommand(value), Reset(), Reopen()])
+        for value in _COMMANDS
+    ]
+    if not stimulus:
+        return cases
+    for index in (IrqIndex.INTX, IrqIndex.MSI):
+        enable = _enable(index, counts)
+        if not enable:
+            continue
+        for command in (0x0103, 0x0107, 0x0503, 0x0000):
+            cases.append(
+                (
+                    f"{index.name} raised by a BAR write with PCI_COMMAND {command:#06x}",
+                    [
+                        *enable,
+                        SetCommand(command),
+                        BarWrite(EDU_IRQ_RAISE, 1),
+                        BarWrite(EDU_IRQ_ACK, 1),
+                        SetCommand(0x0107),
+                        SetIrqs(TRIGGER | NONE, index, 0, 1),
+                    ],
+                )
+            )
+    return cases
 
 
 def matrix_cases(counts: Counts) -> list[Case]:

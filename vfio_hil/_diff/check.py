@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vfio_hil._device import Device
-from vfio_hil._diff.cases import SLOTS, cleanup_steps, matrix_cases, random_sequence
+from vfio_hil._diff.cases import (
+    SLOTS,
+    cleanup_steps,
+    config_cases,
+    matrix_cases,
+    random_sequence,
+)
 from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, twin_of
 from vfio_hil._lockstep.steps import Step
 from vfio_hil._lockstep.timing import SETTLE_S
@@ -64,8 +70,8 @@ def run_differential(
     counts = irq_counts(device)
     report = DiffReport(device.name, twin.profile.name)
     run = Lockstep(Side(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s))
-    matrix_part = matrix_cases(counts) if matrix else []
     stimulus = device.stimulus is not None
+    matrix_part = [*matrix_cases(counts), *config_cases(counts, stimulus)] if matrix else []
     # One generator per seed, drawn as it is played: memory stays flat
     # however long the sequences are.
     cases: Iterator[tuple[str, Iterable[Step]]] = itertools.chain(
@@ -89,7 +95,7 @@ def run_differential(
 
     try:
         for label, steps in cases:
-            run.clean(cleanup_steps(counts))
+            run.clean(cleanup_steps(counts), twin.function.command_at_open)
             for step in steps:
                 bad = run.play(step)
                 if bad is not None:

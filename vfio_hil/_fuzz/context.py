@@ -25,8 +25,10 @@ from vfio_hil._diff.cases import SLOTS, cleanup_steps
 from vfio_hil._errors import VfioHilError
 from vfio_hil._fuzz.export import write_counterexample
 from vfio_hil._fuzz.facts import DeviceFacts
+from vfio_hil._hw import EDU_IRQ_RAISE
 from vfio_hil._irq import IrqIndex
 from vfio_hil._lockstep import (
+    BarWrite,
     Disagreement,
     Lockstep,
     Played,
@@ -216,6 +218,16 @@ class MachineContext:
             active.discard(IrqIndex.INTX)
         return active
 
+    def probe_indexes(self) -> set[int]:
+        """Indexes a probe or the closing sweep may loop back: every index the
+        device has, except INTx where a loopback could oops (``sweepable``)."""
+        indexes = {i for i, n in self.counts.items() if n}
+        if IrqIndex.INTX not in self.sweepable():
+            intx = self._twin().model.state.intx
+            if intx is not None:  # enabled without a trigger: unsafe before 2024
+                indexes.discard(IrqIndex.INTX)
+        return indexes
+
     def sweep(self, index: int) -> SetIrqs:
         """TRIGGER|NONE over the whole of an enabled index: shows every trigger.
 
@@ -259,7 +271,10 @@ class MachineContext:
         it is, the machine leaves that configuration out, as ``would_loop``
         does, rather than let its draws decide whether CI sees it.
         """
-        if not isinstance(step, Raise):
+        raises = isinstance(step, Raise) or (
+            isinstance(step, BarWrite) and step.offset == EDU_IRQ_RAISE
+        )
+        if not raises:
             return False
         state = self._twin().model.state
         return state.irq_type == IrqIndex.MSI and state.vectors.get(0) is None
@@ -274,7 +289,8 @@ class MachineContext:
         if run.kernel.device.quiesce():  # simulated: start from a fresh open
             run.kernel.play(Reopen())
             run.model.play(Reopen())
-        run.clean(cleanup_steps(self.counts))
+        # Every example starts with PCI_COMMAND as an open shows it (bus mastering off).
+        run.clean(cleanup_steps(self.counts), self._twin().function.command_at_open)
         run.steps = 0  # Disagreement numbers steps within the example
 
     def failed(self, trace: list[Played], bad: Disagreement) -> str:

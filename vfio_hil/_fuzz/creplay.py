@@ -18,15 +18,19 @@ from collections.abc import Sequence
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.ctemplate import MAIN_END, PRELUDE
 from vfio_hil._fuzz.facts import DeviceFacts
+from vfio_hil._hw import EDU_IRQ_ACK, EDU_IRQ_RAISE
 from vfio_hil._lockstep import Played, late_steps
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     FdRef,
     FdResolver,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -36,7 +40,6 @@ from vfio_hil._lockstep.timing import POLL_S, REPLAY
 
 __all__ = ["c_program"]
 
-_EDU_RAISE, _EDU_ACK = 0x60, 0x64
 _INT_MIN = -(2**31)
 
 
@@ -79,7 +82,7 @@ def _call(step: Step) -> list[str]:
     if isinstance(step, SetIrqs):
         return _set_irqs(step)
     if isinstance(step, Raise | Clear):
-        register = _EDU_RAISE if isinstance(step, Raise) else _EDU_ACK
+        register = EDU_IRQ_RAISE if isinstance(step, Raise) else EDU_IRQ_ACK
         return [f"\t\tret = edu_write({register:#x}, {step.value & 0xFFFFFFFF:#x}u);"]
     if isinstance(step, Reset):
         return ["\t\tret = reset_device();"]
@@ -87,13 +90,31 @@ def _call(step: Step) -> list[str]:
         return ["\t\tret = reopen_device();"]
     if isinstance(step, WriteEventfd):
         return [f"\t\tret = write_eventfd({step.slot});"]
+    if isinstance(step, PendEventfd):
+        return ["\t\tret = 0; /* the write comes after the counters are read */"]
     if isinstance(step, GetIrqInfo):
         return [
             "\t\tuint32_t flags, count;",
             f"\t\tret = irq_info({step.index & 0xFFFFFFFF}u, &flags, &count);",
         ]
+    if isinstance(step, SetCommand):
+        return [f"\t\tret = set_command({step.value & 0xFFFF:#x});"]
+    if isinstance(step, BarWrite):
+        offset, value = step.offset & 0xFFFFFFFF, step.value & 0xFFFFFFFF
+        return [f"\t\tret = bar_write({offset:#x}u, {value:#x}u);"]
     assert isinstance(step, SetDisIntx)
     return [f"\t\tret = set_intx_disable({int(step.disable)});"]
+
+
+def _after_read(step: Step) -> list[str]:
+    """A PendEventfd writes once its counters are read: the next step finds the count."""
+    return [f"\t\twrite_eventfd({step.slot});"] if isinstance(step, PendEventfd) else []
+
+
+def _check_command(number: int, played: Played) -> list[str]:
+    """A step that can change PCI_COMMAND also compares what it reads afterwards."""
+    command = played.kernel.command
+    return [] if command is None else [f"\t\tbad |= check_command({number}, {command:#06x});"]
 
 
 def _check_info(number: int, played: Played) -> list[str]:
@@ -125,8 +146,8 @@ def c_program(trace: Sequence[Played], facts: DeviceFacts, scenario: str) -> str
         .replace("@SCENARIO@", scenario)
         .replace("@DEVICE@", f"{facts.name}, kernel {facts.kernel.name}")
     ]
-    if any(isinstance(p.step, Raise | Clear) for p in trace):
-        lines.append(f"\tedu_write({_EDU_ACK:#x}, 0xffffffffu); /* clear edu's interrupt status */")
+    if any(isinstance(p.step, Raise | Clear | BarWrite) for p in trace):
+        lines.append(f"\tedu_clear({EDU_IRQ_ACK:#x}); /* clear edu's interrupt status */")
     for number, (played, is_late) in enumerate(zip(trace, late, strict=True), 1):
         want, want_name = _expected_ret(played.kernel.result)
         counters = ", ".join(str(n) for n in played.kernel.counters)
@@ -138,6 +159,8 @@ def c_program(trace: Sequence[Played], facts: DeviceFacts, scenario: str) -> str
             f"\t\tbad |= check({number}, {_c_string(repr(played.step))}, ret, {want}, "
             f"{_c_string(want_name)}, want, {int(is_late)});",
             *_check_info(number, played),
+            *_check_command(number, played),
+            *_after_read(played.step),
             "\t}",
         ]
     lines.append(MAIN_END)

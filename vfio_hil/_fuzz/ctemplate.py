@@ -182,6 +182,45 @@ static int set_intx_disable(int disable)
 	return config_command(&cmd, 1);
 }
 
+/* Clear edu's interrupt status before the steps, PCI_COMMAND left as it was. */
+MAYBE_UNUSED static void edu_clear(uint32_t ack)
+{
+	uint16_t cmd;
+
+	if (config_command(&cmd, 0) == 0) {
+		edu_write(ack, 0xffffffffu);
+		config_command(&cmd, 1);
+	}
+}
+
+/* PCI_COMMAND as a user's driver writes it: the whole register. */
+MAYBE_UNUSED static int set_command(uint16_t value)
+{
+	return config_command(&value, 1);
+}
+
+/* A raw BAR0 write, PCI_COMMAND left as it is (EIO while memory decoding is off). */
+MAYBE_UNUSED static int bar_write(uint32_t offset, uint32_t value)
+{
+	long long bar0 = region_offset(VFIO_PCI_BAR0_REGION_INDEX);
+
+	if (bar0 < 0)
+		return -errno;
+	return pwrite(device, &value, 4, bar0 + offset) == 4 ? 0 : -(errno ? errno : EIO);
+}
+
+/* After a step that can change PCI_COMMAND: what it reads against the recording. */
+MAYBE_UNUSED static int check_command(int number, uint16_t want)
+{
+	uint16_t cmd = 0;
+	int ret = config_command(&cmd, 0);
+	int bad = ret != 0 || cmd != want;
+
+	printf("step %d: PCI_COMMAND reads %#06x, want %#06x: %s\n", number, cmd, want,
+		bad ? "DIFFERENT" : "as recorded");
+	return bad;
+}
+
 MAYBE_UNUSED static int reset_device(void)
 {
 	return ioctl(device, VFIO_DEVICE_RESET) < 0 ? -errno : 0;

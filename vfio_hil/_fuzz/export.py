@@ -20,6 +20,7 @@ from vfio_hil._fuzz.facts import DeviceFacts
 from vfio_hil._irq import IrqIndex
 from vfio_hil._lockstep import Observation, Played
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     Raise,
     Reset,
@@ -40,6 +41,10 @@ def _expect(seen: Observation) -> str | None:
         fields["return"] = str(seen.result)
     if signals:
         fields["signals"] = args(**{k: str(n) for k, n in signals.items()})
+    if seen.command is not None:
+        fields["command"] = f"{seen.command:#06x}"
+    if seen.info is not None:
+        fields["info"] = args(flags=f"{seen.info[0]:#x}", count=str(seen.info[1]))
     if fields == {"return": "0"}:
         return None
     return args(**fields)
@@ -54,7 +59,7 @@ def _requires(facts: DeviceFacts, steps: Sequence[Step]) -> str:
     for key, index in (("msi", IrqIndex.MSI), ("msix", IrqIndex.MSIX)):
         if counts.get(index):
             fields[key] = str(counts[index])
-    if any(isinstance(s, Raise | Clear) for s in steps):
+    if any(isinstance(s, Raise | Clear | BarWrite) for s in steps):
         fields["stimulus"] = "true"
     fields["pcie"] = "true" if facts.pcie else "false"
     if counts.get(IrqIndex.MSIX):

@@ -17,20 +17,20 @@ import struct
 from typing import Protocol
 
 from vfio_hil import _uapi as u
+from vfio_hil._hw import (
+    CMD_MASTER,
+    CMD_MEMORY,
+    EDU_DEVICE,
+    EDU_IRQ_ACK,
+    EDU_IRQ_RAISE,
+    EDU_IRQ_STATUS,
+    EDU_VENDOR,
+    PCI_COMMAND,
+)
 
-__all__ = ["EDU_DEVICE", "EDU_VENDOR", "EduStimulus", "RegionAccess", "is_edu"]
+__all__ = ["EduStimulus", "RegionAccess", "is_edu"]
 
-EDU_VENDOR = 0x1234
-EDU_DEVICE = 0x11E8
-
-IRQ_STATUS = 0x24
-IRQ_RAISE = 0x60
-IRQ_ACK = 0x64
-
-PCI_COMMAND = 0x04
-PCI_COMMAND_MEMORY = 1 << 1
-PCI_COMMAND_MASTER = 1 << 2
-_NEEDED = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER
+_NEEDED = CMD_MEMORY | CMD_MASTER
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _BAR0 = u.VFIO_PCI_BAR0_REGION_INDEX
@@ -57,16 +57,16 @@ class EduStimulus:
 
     Before each MMIO it makes sure PCI_COMMAND has memory decoding (vfio-pci
     answers BAR access with EIO without it) and bus mastering (edu's MSI is a
-    DMA write, dropped without it) on; a reset or reopen clears both.  The
-    read-modify-write keeps every other bit, INTx-disable (bit 10) included.
-    With ``keep_enabled=False`` that happens once, here, so a test can turn
-    bus mastering off itself and see MSIs dropped.
+    DMA write, dropped without it) on: every open shows bus mastering off.
+    The read-modify-write keeps every other bit, INTx-disable (bit 10)
+    included.  Creating one touches nothing.  With ``keep_enabled=False`` it
+    never writes PCI_COMMAND, so a test can leave bus mastering off and see
+    MSIs dropped.
     """
 
     def __init__(self, device: RegionAccess, *, keep_enabled: bool = True) -> None:
         self.device = device
         self.keep_enabled = keep_enabled
-        self.enable()
 
     def enable(self) -> int:
         """Set memory + bus master in PCI_COMMAND if needed; returns the command."""
@@ -83,17 +83,17 @@ class EduStimulus:
     def raise_irq(self, value: int = 1) -> None:
         """OR ``value`` into the status and raise (MSI vector 0 or INTx)."""
         self._mmio_ready()
-        self.device.write_region(_BAR0, IRQ_RAISE, _U32.pack(value & 0xFFFFFFFF))
+        self.device.write_region(_BAR0, EDU_IRQ_RAISE, _U32.pack(value & 0xFFFFFFFF))
 
     def clear_irq(self, value: int = 0xFFFFFFFF) -> None:
         """Clear ``value``'s bits from the status; INTx drops when none is left."""
         self._mmio_ready()
-        self.device.write_region(_BAR0, IRQ_ACK, _U32.pack(value & 0xFFFFFFFF))
+        self.device.write_region(_BAR0, EDU_IRQ_ACK, _U32.pack(value & 0xFFFFFFFF))
 
     def status(self) -> int:
         """The interrupt status register."""
         self._mmio_ready()
-        return int(_U32.unpack(self.device.read_region(_BAR0, IRQ_STATUS, 4))[0])
+        return int(_U32.unpack(self.device.read_region(_BAR0, EDU_IRQ_STATUS, 4))[0])
 
     def __repr__(self) -> str:
         return f"EduStimulus({self.device.name})"

@@ -15,13 +15,17 @@ from vfio_hil._lockstep.engine import (
     closed_fd_number,
 )
 from vfio_hil._lockstep.steps import (
+    COMMAND_STEPS,
+    BarWrite,
     Clear,
     FdRef,
     FdResolver,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -31,6 +35,8 @@ from vfio_hil._lockstep.timing import LateSignals, Timing, late_steps
 from vfio_hil._lockstep.twin import function_of, irq_counts, twin_of
 
 __all__ = [
+    "COMMAND_STEPS",
+    "BarWrite",
     "Clear",
     "Disagreement",
     "FdRef",
@@ -39,10 +45,12 @@ __all__ = [
     "LateSignals",
     "Lockstep",
     "Observation",
+    "PendEventfd",
     "Played",
     "Raise",
     "Reopen",
     "Reset",
+    "SetCommand",
     "SetDisIntx",
     "SetIrqs",
     "Side",

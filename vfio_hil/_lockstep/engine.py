@@ -18,13 +18,18 @@ from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError, errno_name
 from vfio_hil._eventfd import EventFd
+from vfio_hil._hw import CMD_INTX_DISABLE, PCI_COMMAND
 from vfio_hil._lockstep.steps import (
+    COMMAND_STEPS,
+    BarWrite,
     Clear,
     FdResolver,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -42,7 +47,8 @@ __all__ = [
     "describe_info",
 ]
 
-_CMD_INTX_DISABLE = 1 << 10
+_CONFIG = u.VFIO_PCI_CONFIG_REGION_INDEX
+_U16 = struct.Struct("<H")
 
 
 IrqInfoAnswer = tuple[int, int]  # GET_IRQ_INFO's (flags, count)
@@ -58,6 +64,7 @@ class Observation:
     result: int | str  # the return value, or the errno's name
     counters: tuple[int, ...]
     info: IrqInfoAnswer | None = None  # what a GetIrqInfo step was told, else None
+    command: int | None = None  # PCI_COMMAND after a COMMAND_STEPS step, else None
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,19 @@ class Disagreement:
                 f"  GET_IRQ_INFO: kernel answered {describe_info(self.kernel.info)}, "
                 f"model answered {describe_info(self.model.info)}"
             )
+        if self.kernel.command != self.model.command:
+            lines.append(
+                f"  PCI_COMMAND: kernel reads {_hex(self.kernel.command)}, "
+                f"model reads {_hex(self.model.command)}"
+            )
         for slot, (k, m) in enumerate(zip(self.kernel.counters, self.model.counters, strict=True)):
             if k != m:
                 lines.append(f"  eventfd e{slot}: kernel read {k}, model expected {m}")
         return "\n".join(lines)
+
+
+def _hex(value: int | None) -> str:
+    return "nothing" if value is None else f"{value:#06x}"
 
 
 def closed_fd_number() -> int:
@@ -131,6 +147,16 @@ class Side:
         except VfioError as err:
             return errno_name(err.errno or 0), None
 
+    def command(self, step: Step) -> int | None:
+        """PCI_COMMAND as the device shows it after ``step``, for the steps that
+        can change it (``COMMAND_STEPS``); None for the others or if unreadable."""
+        if not isinstance(step, COMMAND_STEPS):
+            return None
+        try:
+            return int(_U16.unpack(self.device.read_region(_CONFIG, PCI_COMMAND, 2))[0])
+        except VfioError:
+            return None
+
     def _play(self, step: Step) -> int:
         dev = self.device
         if isinstance(step, SetIrqs):
@@ -153,16 +179,29 @@ class Side:
         if isinstance(step, WriteEventfd):
             self.eventfds[step.slot].write(1)
             return 0
+        if isinstance(step, PendEventfd):
+            return 0  # the write comes after the read: after_read()
+        if isinstance(step, SetCommand):
+            dev.write_region(_CONFIG, PCI_COMMAND, _U16.pack(step.value & 0xFFFF))
+            return 0
+        if isinstance(step, BarWrite):
+            data = struct.pack("<I", step.value & 0xFFFFFFFF)
+            dev.write_region(u.VFIO_PCI_BAR0_REGION_INDEX, step.offset, data)
+            return 0
         assert isinstance(step, SetDisIntx), step  # GetIrqInfo is played by call()
-        cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
-        cmd = struct.unpack("<H", dev.read_region(cfg, 4, 2))[0]
-        cmd = cmd | _CMD_INTX_DISABLE if step.disable else cmd & ~_CMD_INTX_DISABLE
-        dev.write_region(cfg, 4, struct.pack("<H", cmd))
+        cmd = _U16.unpack(dev.read_region(_CONFIG, PCI_COMMAND, 2))[0]
+        cmd = cmd | CMD_INTX_DISABLE if step.disable else cmd & ~CMD_INTX_DISABLE
+        dev.write_region(_CONFIG, PCI_COMMAND, _U16.pack(cmd))
         return 0
 
     def read(self) -> list[int]:
         """Every slot's counter (reading drains it)."""
         return [e.read() for e in self.eventfds]
+
+    def after_read(self, step: Step) -> None:
+        """What a step does once its counters are read: a ``PendEventfd``'s write."""
+        if isinstance(step, PendEventfd):
+            self.eventfds[step.slot].write(1)
 
     def close(self) -> None:
         """Close the eventfds (not the device: whoever opened it closes it)."""
@@ -198,27 +237,33 @@ class Lockstep:
         self.steps += 1
         k_result, k_info = self.kernel.call(step)
         m_result, m_info = self.model.call(step)
+        k_command, m_command = self.kernel.command(step), self.model.command(step)
         late = self.late.after(step)
         late = not self._settled() and late
         expected = self.model.read()
         # Loopback signals are synchronous; only late paths get time to converge.
         got = self.timing.read(self.kernel.read, expected, late)
-        kernel = Observation(k_result, tuple(got), k_info)
-        model = Observation(m_result, tuple(expected), m_info)
+        self.kernel.after_read(step)
+        self.model.after_read(step)
+        kernel = Observation(k_result, tuple(got), k_info, k_command)
+        model = Observation(m_result, tuple(expected), m_info, m_command)
         played = Played(step, kernel)
         return played, None if kernel == model else Disagreement(self.steps, step, kernel, model)
 
     def play(self, step: Step) -> Disagreement | None:
         return self.step(step)[1]
 
-    def clean(self, steps: list[Step]) -> None:
-        """Play ``steps`` on both sides uncompared, clear the device, drop counts."""
+    def clean(self, steps: list[Step], command: int | None = None) -> None:
+        """Play ``steps`` on both sides uncompared, clear the device, drop counts;
+        then write ``command`` to PCI_COMMAND (clearing edu turns bus mastering on)."""
         for step in steps:
             self.kernel.play(step)
             self.model.play(step)
         for side in (self.kernel, self.model):
             if side.device.stimulus is not None:
                 side.play(Clear())
+            if command is not None:
+                side.play(SetCommand(command))
         if not self._settled() and self.late.raised:
             time.sleep(self.timing.settle_s)  # a late signal is dropped below, not counted
         self.late.raised = False

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from vfio_hil._irq import IrqSet, describe_request
 
 __all__ = [
+    "BarWrite",
     "Clear",
     "FdRef",
     "GetIrqInfo",
+    "PendEventfd",
     "Raise",
     "Reopen",
     "Reset",
+    "SetCommand",
     "SetDisIntx",
     "SetIrqs",
     "Step",
@@ -90,10 +93,43 @@ class WriteEventfd:
 
 
 @dataclass(frozen=True)
+class PendEventfd:
+    """Write 1 to an eventfd slot *after* the counters are read, so the next
+    step finds it holding a count (an unmask eventfd registered with a count
+    pending unmasks at once: vfio_virqfd_enable())."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class SetDisIntx:
     """Set or clear PCI_COMMAND.INTx-disable through the config region."""
 
     disable: bool
+
+
+@dataclass(frozen=True)
+class SetCommand:
+    """Write ``value`` to PCI_COMMAND through the config region, as a user's driver does.
+
+    The command read back afterwards is compared (``Observation.command``).
+    """
+
+    value: int
+
+
+@dataclass(frozen=True)
+class BarWrite:
+    """A raw 32-bit write to BAR0 at ``offset``, with PCI_COMMAND left as it is.
+
+    Unlike ``Raise``/``Clear`` (which first turn on memory decoding and bus
+    mastering, as edu's stimulus does), this is the write a user's driver
+    makes: EIO while memory decoding is off, an MSI dropped while bus
+    mastering is off.  On edu 0x60 raises and 0x64 clears interrupt status.
+    """
+
+    offset: int
+    value: int
 
 
 @dataclass(frozen=True)
@@ -103,7 +139,21 @@ class GetIrqInfo:
     index: int
 
 
-Step = SetIrqs | Raise | Clear | Reset | Reopen | WriteEventfd | SetDisIntx | GetIrqInfo
+Step = (
+    SetIrqs
+    | Raise
+    | Clear
+    | Reset
+    | Reopen
+    | WriteEventfd
+    | SetDisIntx
+    | GetIrqInfo
+    | SetCommand
+    | BarWrite
+    | PendEventfd
+)
+# Steps after which both sides' PCI_COMMAND is read and compared.
+COMMAND_STEPS = (SetCommand, SetDisIntx, Reset, Reopen)
 
 
 class FdResolver:

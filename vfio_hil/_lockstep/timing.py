@@ -14,11 +14,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
+from vfio_hil._hw import EDU_IRQ_ACK, EDU_IRQ_RAISE
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -57,21 +61,39 @@ class LateSignals:
 
     def __init__(self) -> None:
         self.raised = False
+        self._pended = False
 
     def after(self, step: Step) -> bool:
+        # The step after a PendEventfd may see a virqfd that woke on that write.
+        pended, self._pended = self._pended, isinstance(step, PendEventfd)
+        return self._after(step) or pended
+
+    def _after(self, step: Step) -> bool:
+        step = _as_stimulus(step)
         if isinstance(step, Raise):
             self.raised = True
         elif isinstance(step, Clear) and step.value & 0xFFFFFFFF == 0xFFFFFFFF:
             self.raised = False
-        if isinstance(step, GetIrqInfo):
+        if isinstance(step, GetIrqInfo | BarWrite | PendEventfd):
             return False
         if isinstance(step, WriteEventfd):
             return True
-        if isinstance(step, Raise | SetDisIntx | Reopen):
+        if isinstance(step, Raise | SetDisIntx | SetCommand | Reopen):
             return self.raised
         if not (self.raised and isinstance(step, SetIrqs)):
             return False
         return step.index in _INTX_OR_MSI or _is_err_req_loopback(step)
+
+
+def _as_stimulus(step: Step) -> Step:
+    """A BAR write to edu's raise (0x60) or ack (0x64) register counts as that
+    stimulus (if memory decoding is off it did nothing: waiting is harmless)."""
+    if isinstance(step, BarWrite):
+        if step.offset == EDU_IRQ_RAISE:
+            return Raise(step.value)
+        if step.offset == EDU_IRQ_ACK:
+            return Clear(step.value)
+    return step
 
 
 def _is_err_req_loopback(step: SetIrqs) -> bool:

@@ -15,14 +15,19 @@ import struct
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError
+from vfio_hil._hw import (
+    CAP_ID_EXP,
+    CMD_INTX_DISABLE,
+    PCI_CAPABILITY_LIST,
+    PCI_COMMAND,
+    PCI_STATUS,
+    STATUS_CAP_LIST,
+)
 from vfio_hil._irq import IrqIndex, IrqInfo, IrqInfoFlag
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel
 from vfio_hil._sim.device import SimDevice
 
 __all__ = ["function_of", "irq_counts", "irq_table", "twin_of"]
-
-_PCI_STATUS_CAP_LIST = 0x10
-_PCI_CAP_ID_EXP = 0x10
 
 
 def irq_table(device: Device) -> dict[int, IrqInfo]:
@@ -44,23 +49,27 @@ def irq_counts(device: Device) -> dict[int, int]:
 def _is_pcie(device: Device) -> bool:
     """Walk the capability list in config space looking for PCI Express."""
     cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
-    status = struct.unpack("<H", device.read_region(cfg, 6, 2))[0]
-    if not status & _PCI_STATUS_CAP_LIST:
+    status = struct.unpack("<H", device.read_region(cfg, PCI_STATUS, 2))[0]
+    if not status & STATUS_CAP_LIST:
         return False
-    pointer = device.read_region(cfg, 0x34, 1)[0] & ~3
+    pointer = device.read_region(cfg, PCI_CAPABILITY_LIST, 1)[0] & ~3
     for _ in range(48):  # the list cannot be longer; a loop would be a broken device
         if pointer < 0x40:
             return False
         cap_id, nxt = device.read_region(cfg, pointer, 2)
-        if cap_id == _PCI_CAP_ID_EXP:
+        if cap_id == CAP_ID_EXP:
             return True
         pointer = nxt & ~3
     return False
 
 
 def function_of(device: Device) -> PciFunction:
-    """The PciFunction whose GET_IRQ_INFO, GET_INFO and platform equal ``device``'s."""
+    """The PciFunction whose GET_IRQ_INFO, GET_INFO, platform and PCI_COMMAND
+    equal ``device``'s; build it right after the open, when PCI_COMMAND is
+    what every open shows."""
     table = irq_table(device)
+    cfg = u.VFIO_PCI_CONFIG_REGION_INDEX
+    command = struct.unpack("<H", device.read_region(cfg, PCI_COMMAND, 2))[0]
     intx, msi, msix = (table.get(i) for i in (IrqIndex.INTX, IrqIndex.MSI, IrqIndex.MSIX))
     platform = device.platform
     return PciFunction(
@@ -73,6 +82,7 @@ def function_of(device: Device) -> PciFunction:
         host_vectors=platform.host_vectors,
         can_reset=device.info().can_reset,
         intx_level_at_enable=platform.intx_level_at_enable,
+        command_at_open=command & ~CMD_INTX_DISABLE,
     )
 
 

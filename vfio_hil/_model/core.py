@@ -150,6 +150,11 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
         state.err_trigger = state.req_trigger = None
         state.virq_disabled = False
 
+    # vfio_config_init(): vconfig is the device's config as the last close's
+    # pci_restore_state() left it, so every open shows the same PCI_COMMAND
+    def command_at_open(self) -> int:
+        return self.function.command_at_open
+
     # vfio_pci_ioctl_reset(): no IRQ context changes
     def reset(self) -> int:
         return 0 if self.function.can_reset else -errno.EINVAL

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PciFunction"]
+__all__ = ["COMMAND_AT_OPEN", "PciFunction"]
+
+COMMAND_AT_OPEN = 0x0103  # I/O | memory | SERR: what the lab's devices show at open
+_INTX_DISABLE = 1 << 10
 
 _MSI_SIZES = (0, 1, 2, 4, 8, 16, 32)
 
@@ -28,6 +31,12 @@ class PciFunction:
                    ignores a level that rose while the pin was masked in edge
                    mode (the state Linux leaves an unrequested pin in), so its
                    devices need False.
+    command_at_open:
+                   PCI_COMMAND as every open shows it: what firmware and
+                   pci_enable_device() left, copied by vfio_config_init() and
+                   put back by pci_restore_state() at the last close.  SeaBIOS
+                   (the lab) leaves I/O, memory and SERR on and bus mastering
+                   off: 0x0103 on edu and virtio, on 6.1, 6.12 and 7.2.
     """
 
     intx_pin: bool = True
@@ -39,6 +48,7 @@ class PciFunction:
     host_vectors: int = 4096
     can_reset: bool = True
     intx_level_at_enable: bool = True
+    command_at_open: int = COMMAND_AT_OPEN
 
     def __post_init__(self) -> None:
         if self.msi_vectors not in _MSI_SIZES:
@@ -48,5 +58,10 @@ class PciFunction:
             )
         if not 0 <= self.msix_vectors <= 2048:
             raise ValueError(f"msix_vectors={self.msix_vectors}: an MSI-X table has 0..2048")
+        if not 0 <= self.command_at_open <= 0xFFFF or self.command_at_open & _INTX_DISABLE:
+            raise ValueError(
+                f"command_at_open={self.command_at_open:#x}: a 16-bit PCI_COMMAND "
+                "without INTx-disable (bit 10), which no open shows"
+            )
         if self.host_vectors < 0:
             raise ValueError(f"host_vectors={self.host_vectors} must not be negative")

@@ -36,6 +36,8 @@ class Expect:
     result: int | str
     signals: tuple[tuple[int, int], ...]  # (slot, count); every other slot reads 0
     line: int
+    command: int | None = None  # PCI_COMMAND after the step; None: not checked
+    info: tuple[int, int] | None = None  # irq_info's (flags, count); None: not checked
 
     def counters(self, slots: int) -> tuple[int, ...]:
         counts = dict(self.signals)
@@ -118,7 +120,7 @@ def _plain(node: Node, slots: int) -> Expect:
         return Expect(node.integer("the expected return value", 0, _MAX_RETURN), (), node.line)
     if not isinstance(value, dict):
         raise node.fail(f"expect must be quiet, an integer or a mapping, not {describe(node)}")
-    entries = check_keys(node, "expect", ("return", "errno", "signals"))
+    entries = check_keys(node, "expect", ("return", "errno", "signals", "command", "info"))
     if "return" in entries and "errno" in entries:
         raise node.fail("expect gives both return and errno: a call does one or the other")
     result: int | str = 0
@@ -127,7 +129,17 @@ def _plain(node: Node, slots: int) -> Expect:
     if "errno" in entries:
         result = _errno_name(entries["errno"])
     signals = _signals(entries["signals"], slots) if "signals" in entries else ()
-    return Expect(result, signals, node.line)
+    command = entries["command"].integer("command", 0, 0xFFFF) if "command" in entries else None
+    info = _info(entries["info"]) if "info" in entries else None
+    return Expect(result, signals, node.line, command, info)
+
+
+def _info(node: Node) -> tuple[int, int]:
+    """``{flags: 0x7, count: 1}``: what an irq_info step answers."""
+    entries = check_keys(node, "info", ("flags", "count"), required=("flags", "count"))
+    return entries["flags"].integer("flags", 0, 0xFFFFFFFF), entries["count"].integer(
+        "count", 0, 0xFFFFFFFF
+    )
 
 
 def _errno_name(node: Node) -> str:

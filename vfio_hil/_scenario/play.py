@@ -31,10 +31,17 @@ class Observed:
 
     result: int | str
     counters: tuple[int, ...]
+    command: int | None = None  # PCI_COMMAND, when the expectation names one
+    info: tuple[int, int] | None = None  # irq_info's (flags, count), when expected
 
     def __str__(self) -> str:
         counts = " ".join(f"e{slot}={n}" for slot, n in enumerate(self.counters))
-        return f"{describe_result(self.result)}; {counts or '(no eventfds)'}"
+        text = f"{describe_result(self.result)}; {counts or '(no eventfds)'}"
+        if self.command is not None:
+            text += f"; PCI_COMMAND {self.command:#06x}"
+        if self.info is not None:
+            text += f"; flags={self.info[0]:#x} count={self.info[1]}"
+        return text
 
 
 def describe_result(result: int | str) -> str:
@@ -49,7 +56,7 @@ class ExpectationError(AssertionError):
         self.step = step
         self.expected = expected
         self.observed = observed
-        self.wanted = Observed(expected.result, expected.counters(len(observed.counters)))
+        self.wanted = _wanted(expected, len(observed.counters))
         super().__init__(
             f"step {step.number} (line {step.line}): expected {self.wanted}, got {observed}"
         )
@@ -74,13 +81,21 @@ def play_scenario(
             on_step(step)
             expected = step.expect.select(profile)
             want = expected.counters(scenario.eventfds)
-            result = side.play(step.op)
+            result, info = side.call(step.op)
+            command = side.command(step.op) if expected.command is not None else None
             is_late = late.after(step.op) and not side.device.quiesce()
-            observed = Observed(result, tuple(REPLAY.read(side.read, want, is_late)))
-            if observed != Observed(expected.result, want):
+            counters = tuple(REPLAY.read(side.read, want, is_late))
+            side.after_read(step.op)
+            info = info if expected.info is not None else None
+            observed = Observed(result, counters, command, info)
+            if observed != _wanted(expected, scenario.eventfds):
                 raise ExpectationError(step, expected, observed)
     finally:
         _clean_up(side)
+
+
+def _wanted(expected: Expect, slots: int) -> Observed:
+    return Observed(expected.result, expected.counters(slots), expected.command, expected.info)
 
 
 def _clean_up(side: Side) -> None:

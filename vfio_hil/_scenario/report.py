@@ -30,6 +30,11 @@ def _differences(want: Observed, got: Observed) -> list[str]:
     for slot, (w, g) in enumerate(zip(want.counters, got.counters, strict=True)):
         if w != g:
             lines.append(f"eventfd e{slot}: expected {w}, read {g}")
+    if want.command != got.command:
+        shown = "nothing" if got.command is None else f"{got.command:#06x}"
+        lines.append(f"PCI_COMMAND: expected {want.command:#06x}, read {shown}")
+    if want.info != got.info:
+        lines.append(f"GET_IRQ_INFO: expected {want.info}, answered {got.info}")
     return lines
 
 

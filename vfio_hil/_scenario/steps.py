@@ -3,7 +3,8 @@
 ``enable``, ``disable``, ``trigger``, ``trigger_bool``, ``mask``, ``unmask``,
 ``unmask_eventfd`` and ``raw`` are SET_IRQS requests (``SetIrqs``);
 ``raise``, ``clear``, ``reset``, ``reopen``, ``write_eventfd``,
-``intx_disable`` and ``irq_info`` (GET_IRQ_INFO) are the other ops.
+``intx_disable``, ``command`` (a PCI_COMMAND write), ``bar_write`` (a raw
+BAR0 write) and ``irq_info`` (GET_IRQ_INFO) are the other ops.
 docs/scenarios.md is the reference.
 """
 
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 from vfio_hil import _uapi as u
 from vfio_hil._irq import FLAG_NAMES, IrqIndex
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     FdRef,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -173,6 +177,13 @@ def _irq_info(a: _Args, slots: int) -> Step:
     return GetIrqInfo(a.index(allow_number=True))
 
 
+def _bar_write(a: _Args, slots: int) -> Step:
+    offset = a.u32("offset", 0)
+    if offset % 4:
+        raise a.node.fail(f"bar_write offset {offset:#x} must be a multiple of 4 (a 32-bit write)")
+    return BarWrite(offset, a.u32("value", 0))
+
+
 _Builder = Callable[[_Args, int], Step]
 # kind -> (allowed keys, required keys, builder)
 _MAPPING_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Builder]] = {
@@ -184,6 +195,7 @@ _MAPPING_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Builder]] = {
     "unmask": (("index", "start", "count", "data"), ("index",), _masking(_UNMASK)),
     "unmask_eventfd": (("index", "fd"), ("index", "fd"), _unmask_eventfd),
     "irq_info": (("index",), ("index",), _irq_info),
+    "bar_write": (("offset", "value"), ("offset", "value"), _bar_write),
     "raw": (
         ("flags", "index", "start", "count", "data", "fds", "argsz"),
         ("flags", "index", "count"),
@@ -191,7 +203,16 @@ _MAPPING_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Builder]] = {
     ),
 }
 _BARE_KINDS: dict[str, type[Reset] | type[Reopen]] = {"reset": Reset, "reopen": Reopen}
-KINDS = (*_MAPPING_KINDS, "raise", "clear", *_BARE_KINDS, "write_eventfd", "intx_disable")
+KINDS = (
+    *_MAPPING_KINDS,
+    "raise",
+    "clear",
+    *_BARE_KINDS,
+    "write_eventfd",
+    "pend_eventfd",
+    "intx_disable",
+    "command",
+)
 
 
 def _scalar_step(kind: str, node: Node, slots: int) -> Step:
@@ -205,6 +226,10 @@ def _scalar_step(kind: str, node: Node, slots: int) -> Step:
         return Clear(0xFFFFFFFF if node.value is None else node.integer("clear"))
     if kind == "write_eventfd":
         return WriteEventfd(slot_number(node, slots, "write_eventfd"))
+    if kind == "pend_eventfd":
+        return PendEventfd(slot_number(node, slots, "pend_eventfd"))
+    if kind == "command":
+        return SetCommand(node.integer("command", 0, 0xFFFF))
     return SetDisIntx(node.boolean("intx_disable"))
 
 

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from vfio_hil import _uapi as u
 from vfio_hil._irq import IrqIndex, flags_name
 from vfio_hil._lockstep.steps import (
+    BarWrite,
     Clear,
     FdRef,
     GetIrqInfo,
+    PendEventfd,
     Raise,
     Reopen,
     Reset,
+    SetCommand,
     SetDisIntx,
     SetIrqs,
     Step,
@@ -119,5 +122,11 @@ def step_yaml(step: Step) -> str:
     if isinstance(step, GetIrqInfo):
         known = 0 <= step.index < u.VFIO_PCI_NUM_IRQS
         return "irq_info: " + args(index=index_name(step.index) if known else number(step.index))
+    if isinstance(step, PendEventfd):
+        return f"pend_eventfd: e{step.slot}"
+    if isinstance(step, SetCommand):
+        return f"command: {step.value & 0xFFFF:#06x}"
+    if isinstance(step, BarWrite):
+        return "bar_write: " + args(offset=f"{step.offset:#x}", value=number(step.value))
     assert isinstance(step, SetDisIntx)
     return f"intx_disable: {'true' if step.disable else 'false'}"

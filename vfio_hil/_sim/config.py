@@ -1,8 +1,9 @@
 """The simulated function's virtual config space (region 7).
 
-Only what SET_IRQS semantics touch is live: PCI_COMMAND (memory, bus master
-and INTx-disable, which vfio virtualizes as ``virq_disabled``); the rest is
-a plain header with vendor, device, class and interrupt pin.
+Only what SET_IRQS semantics touch is live: PCI_COMMAND (I/O, memory, bus
+master and INTx-disable, which vfio virtualizes, and SERR, which it passes
+through); the rest is a plain header with vendor, device, class and
+interrupt pin.
 """
 
 from __future__ import annotations
@@ -10,21 +11,28 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-__all__ = ["CMD_INTX_DISABLE", "CMD_MASTER", "CMD_MEMORY", "PCI_COMMAND", "ConfigSpace"]
+from vfio_hil._hw import (
+    CMD_INTX_DISABLE,
+    CMD_IO,
+    CMD_MASTER,
+    CMD_MEMORY,
+    CMD_SERR,
+    PCI_CAPABILITY_LIST,
+    PCI_COMMAND,
+    PCI_INTERRUPT_PIN,
+    PCI_STATUS,
+    STATUS_CAP_LIST,
+)
 
-PCI_COMMAND = 0x04
-CMD_MEMORY = 1 << 1
-CMD_MASTER = 1 << 2
-CMD_INTX_DISABLE = 1 << 10
-_PCI_INTERRUPT_PIN = 0x3D
-_PCI_STATUS = 0x06
-_STATUS_CAP_LIST = 0x10
-_PCI_CAPABILITY_LIST = 0x34
+__all__ = ["COMMAND_WRITABLE", "ConfigSpace"]
+
+# What a PCI_COMMAND write keeps, measured through vfio-pci on QEMU's edu and
+# virtio (6.1, 6.12): 0xffff reads back 0x0507.  vfio_basic_config_write()
+# keeps the virtualized bits (I/O, memory, master, INTx-disable) in vconfig;
+# the rest goes to the device, where QEMU implements only SERR.
+COMMAND_WRITABLE = CMD_IO | CMD_MEMORY | CMD_MASTER | CMD_SERR | CMD_INTX_DISABLE
 _FIRST_CAP = 0x40
 _CAP_STRIDE = 0x40  # room for the largest (PCIe, 0x3c bytes)
-CAP_ID_MSI = 0x05
-CAP_ID_EXP = 0x10
-CAP_ID_MSIX = 0x11
 
 
 class ConfigSpace:
@@ -36,20 +44,22 @@ class ConfigSpace:
         intx_pin: bool,
         intx_disable_changed: Callable[[bool], None],
         capabilities: tuple[int, ...] = (),
+        command: int = 0,
     ) -> None:
         self.size = size
         self._bytes = bytearray(size)
         struct.pack_into("<HH", self._bytes, 0, vendor, device)
-        self._bytes[_PCI_INTERRUPT_PIN] = 1 if intx_pin else 0
+        self._bytes[PCI_INTERRUPT_PIN] = 1 if intx_pin else 0
         self._chain(capabilities)
         self._changed = intx_disable_changed
+        self.restore_command(command)
 
     def _chain(self, capabilities: tuple[int, ...]) -> None:
         """Link capability IDs (PCIe 0x10, MSI 0x05, MSI-X 0x11) from 0x40 on."""
         if not capabilities:
             return
-        self._bytes[_PCI_STATUS] |= _STATUS_CAP_LIST
-        self._bytes[_PCI_CAPABILITY_LIST] = _FIRST_CAP
+        self._bytes[PCI_STATUS] |= STATUS_CAP_LIST
+        self._bytes[PCI_CAPABILITY_LIST] = _FIRST_CAP
         for n, cap_id in enumerate(capabilities):
             at = _FIRST_CAP + n * _CAP_STRIDE
             last = n == len(capabilities) - 1
@@ -60,8 +70,9 @@ class ConfigSpace:
     def command(self) -> int:
         return int(struct.unpack_from("<H", self._bytes, PCI_COMMAND)[0])
 
-    def reset_command(self) -> None:
-        struct.pack_into("<H", self._bytes, PCI_COMMAND, 0)
+    def restore_command(self, command: int) -> None:
+        """Set PCI_COMMAND as an open shows it (the model's ``command_at_open``)."""
+        struct.pack_into("<H", self._bytes, PCI_COMMAND, command & COMMAND_WRITABLE)
 
     def read(self, offset: int, size: int) -> bytes:
         return bytes(self._bytes[offset : offset + size])
@@ -69,8 +80,10 @@ class ConfigSpace:
     def write(self, offset: int, data: bytes) -> None:
         before = self.command
         for i, byte in enumerate(data):
-            if PCI_COMMAND <= offset + i < PCI_COMMAND + 2:  # the rest is read-only
-                self._bytes[offset + i] = byte
+            at = offset + i
+            if PCI_COMMAND <= at < PCI_COMMAND + 2:  # the rest is read-only
+                keep = COMMAND_WRITABLE >> (8 * (at - PCI_COMMAND)) & 0xFF
+                self._bytes[at] = byte & keep
         after = self.command
         if (before ^ after) & CMD_INTX_DISABLE:
             self._changed(bool(after & CMD_INTX_DISABLE))

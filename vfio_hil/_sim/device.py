@@ -10,19 +10,21 @@ from typing import Any
 from vfio_hil import _uapi as u
 from vfio_hil._device import DeviceInfo, Platform, RegionInfo, Stimulus
 from vfio_hil._errors import VfioError
-from vfio_hil._irq import IrqInfo, IrqSet
-from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
-from vfio_hil._model.profile import DEFAULT_KERNEL
-from vfio_hil._model.state import IrqState
-from vfio_hil._sim.config import (
+from vfio_hil._hw import (
     CAP_ID_EXP,
     CAP_ID_MSI,
     CAP_ID_MSIX,
     CMD_MASTER,
     CMD_MEMORY,
-    ConfigSpace,
+    EDU_DEVICE,
+    EDU_VENDOR,
 )
-from vfio_hil._sim.edu import EDU_BAR0_SIZE, EDU_DEVICE, EDU_VENDOR, EduRegisters
+from vfio_hil._irq import IrqInfo, IrqSet
+from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
+from vfio_hil._model.profile import DEFAULT_KERNEL
+from vfio_hil._model.state import IrqState
+from vfio_hil._sim.config import ConfigSpace
+from vfio_hil._sim.edu import EDU_BAR0_SIZE, EduRegisters
 from vfio_hil._sim.eventfds import HeldEventfd, RealEventfds
 from vfio_hil._sim.unmask import UnmaskWatcher
 
@@ -85,6 +87,7 @@ class SimDevice:
             self.function.intx_pin,
             self.model.write_intx_disable,
             _capabilities(self.function),
+            self.model.command_at_open(),
         )
         self._edu = (
             EduRegisters(self._msi_on, self._send_msi, self.model.set_intx_level) if edu else None
@@ -255,7 +258,7 @@ class SimDevice:
         with self._lock:
             self.model.state = IrqState()
             self.model.open_device()
-            self._config.reset_command()
+            self._config.restore_command(self.model.command_at_open())
             self._watcher = UnmaskWatcher(
                 self._lock, self._eventfds, self.model.unmask_eventfd_fired, self._unmask_closed
             )

@@ -10,17 +10,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-__all__ = ["EDU_BAR0_SIZE", "EDU_DEVICE", "EDU_VENDOR", "EduRegisters"]
+from vfio_hil._hw import EDU_ID, EDU_IRQ_ACK, EDU_IRQ_RAISE, EDU_IRQ_STATUS, EDU_LIVENESS
 
-EDU_VENDOR = 0x1234
-EDU_DEVICE = 0x11E8
+__all__ = ["EDU_BAR0_SIZE", "EduRegisters"]
+
 EDU_BAR0_SIZE = 1 << 20
-
-_ID = 0x00
-_LIVENESS = 0x04
-_IRQ_STATUS = 0x24
-_IRQ_RAISE = 0x60
-_IRQ_ACK = 0x64
 
 
 class EduRegisters:
@@ -37,20 +31,20 @@ class EduRegisters:
         self._set_intx = set_intx
 
     def read32(self, offset: int) -> int:
-        if offset == _ID:
+        if offset == EDU_ID:
             return 0x010000ED
-        if offset == _LIVENESS:
+        if offset == EDU_LIVENESS:
             return self._liveness
-        if offset == _IRQ_STATUS:
+        if offset == EDU_IRQ_STATUS:
             return self.irq_status
         return 0xFFFFFFFF
 
     def write32(self, offset: int, value: int) -> None:
-        if offset == _LIVENESS:
+        if offset == EDU_LIVENESS:
             self._liveness = ~value & 0xFFFFFFFF
-        elif offset == _IRQ_RAISE:
+        elif offset == EDU_IRQ_RAISE:
             self.raise_irq(value)
-        elif offset == _IRQ_ACK:
+        elif offset == EDU_IRQ_ACK:
             self.lower_irq(value)
 
     # edu_raise_irq()
