@@ -7,7 +7,11 @@ disagreement is a model regression, so the counterexample files record the
 correct behaviour (replaying them passes on the reference and fails on the
 mutant).  Detection is symmetric: a step that differs, differs either way.
 
-    vfio-hil bench mutants [--only NAME]... [--no-shrink]
+    vfio-hil bench mutants [--only NAME]... [--no-shrink] [--seeds K]
+
+With ``--seeds K`` each mutant runs from seeds 0..K-1 (seed 0 is the ``ci``
+sample) and the table gives the detection rate: in how many of the K
+samples the machine found it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import Phase, settings
-from hypothesis.stateful import run_state_machine_as_test
 
 from vfio_hil._device import Device
 from vfio_hil._fuzz.mutants import MUTANTS, Mutant
@@ -26,7 +29,7 @@ from vfio_hil._fuzz.profiles import fuzz_settings
 from vfio_hil._sim.device import SimDevice
 from vfio_hil.stateful import Divergence, make_machine
 
-__all__ = ["BenchRow", "format_table", "run_bench", "run_mutant"]
+__all__ = ["BenchRow", "format_rates", "format_table", "run_bench", "run_mutant"]
 
 _NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 _SHRINK = (*_NO_SHRINK, Phase.target, Phase.shrink)  # no explain phase: it only annotates
@@ -45,6 +48,7 @@ class BenchRow:
     shrunk: int | None  # steps in the final (shrunk) counterexample
     total_seconds: float
     error: str = ""  # an exception other than a divergence
+    seed: int = 0
 
 
 def _settings(profile: str | settings, shrink: bool) -> settings:
@@ -58,8 +62,10 @@ def run_mutant(
     profile: str | settings = "ci",
     shrink: bool = True,
     out_dir: Path | None = None,
+    seed: int = 0,
 ) -> BenchRow:
-    """Run the machine on ``mutant``'s device against the mutant; never raises for it."""
+    """Run the machine on ``mutant``'s device against the mutant, drawing from
+    ``seed``; never raises for it."""
 
     def twin(_: Device) -> SimDevice:
         return mutant.device(mutant.model)
@@ -71,11 +77,12 @@ def run_mutant(
         out_dir=out_dir,
         export=out_dir is not None,
         name=f"Bench_{mutant.model.__name__}",
+        seed=seed,
     )
     started = time.monotonic()
     error = ""
     try:
-        run_state_machine_as_test(machine, settings=_settings(profile, shrink))
+        machine.run(_settings(profile, shrink))
     except Divergence:
         pass
     except Exception as exc:  # reported in the table, not raised
@@ -94,6 +101,7 @@ def run_mutant(
         shrunk=len(stats.final_failure or stats.last_failure) if first else None,
         total_seconds=time.monotonic() - started,
         error=error,
+        seed=seed,
     )
 
 
@@ -105,6 +113,38 @@ def run_bench(
     out_dir: Path | None = None,
 ) -> list[BenchRow]:
     return [run_mutant(m, profile=profile, shrink=shrink, out_dir=out_dir) for m in mutants]
+
+
+def format_rates(rows: Iterable[BenchRow]) -> str:
+    """A Markdown table per mutant over its seeds: found in k of K, and the
+    median examples and seconds to the first failure where found."""
+    by_mutant: dict[str, list[BenchRow]] = {}
+    for row in rows:
+        by_mutant.setdefault(row.mutant, []).append(row)
+    lines = [
+        "| mutant | device | found in seeds | median examples to it | median seconds to it |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in by_mutant.items():
+        found = [r for r in runs if r.detected]
+        rate = f"{len(found)}/{len(runs)}"
+        if len(found) < len(runs):
+            missed = ", ".join(str(r.seed) for r in runs if not r.detected)
+            rate = f"**{rate}** (missed seed {missed})"
+        examples = _median([r.examples for r in found if r.examples is not None])
+        seconds = _median([r.seconds for r in found if r.seconds is not None])
+        lines.append(
+            f"| {name} | {runs[0].target} | {rate} | {_cell(examples)} "
+            f"| {_cell(seconds, '{:.2f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def _median(values: list[float] | list[int]) -> float | int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def _cell(value: float | int | None, fmt: str = "{}") -> str:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vfio_hil._cli.common import PROFILES, in_lab
+from vfio_hil._cli.common import PROFILES, in_lab, positive
 from vfio_hil._exit import Exit
 
 __all__ = ["add_parser"]
@@ -28,6 +28,13 @@ def add_parser(sub: Any) -> None:
     mutants.add_argument("--no-shrink", action="store_true", help="stop at the first failure")
     mutants.add_argument("--profile", choices=PROFILES, default="ci")
     mutants.add_argument("--out", type=Path, metavar="DIR", help="write counterexamples here")
+    mutants.add_argument(
+        "--seeds",
+        type=positive,
+        default=1,
+        metavar="K",
+        help="run each mutant from seeds 0..K-1 and report the detection rate (default 1)",
+    )
     mutants.set_defaults(handler=_mutants)
 
 
@@ -40,7 +47,7 @@ def _loopback(args: argparse.Namespace) -> int:
 
 
 def _mutants(args: argparse.Namespace) -> int:
-    from vfio_hil._bench.mutants import format_table, run_mutant
+    from vfio_hil._bench.mutants import format_rates, format_table, run_mutant
     from vfio_hil._errors import VfioHilError
     from vfio_hil._fuzz.context import check_out_dir
     from vfio_hil._fuzz.mutants import MUTANTS
@@ -55,11 +62,19 @@ def _mutants(args: argparse.Namespace) -> int:
     started = time.monotonic()
     rows = []
     for mutant in chosen:
-        rows.append(
-            run_mutant(mutant, profile=args.profile, shrink=not args.no_shrink, out_dir=args.out)
-        )
-        print(f"{mutant.name}: {'detected' if rows[-1].detected else 'NOT detected'}", flush=True)
-    print(format_table(rows))
+        for seed in range(args.seeds):
+            row = run_mutant(
+                mutant,
+                profile=args.profile,
+                shrink=not args.no_shrink,
+                out_dir=args.out,
+                seed=seed,
+            )
+            rows.append(row)
+            seen = "detected" if row.detected else "NOT detected"
+            print(f"{mutant.name} (seed {seed}): {seen} in {row.total_seconds:.1f}s", flush=True)
+    print(format_table(rows) if args.seeds == 1 else format_rates(rows))
     found = sum(r.detected for r in rows)
-    print(f"{found}/{len(rows)} detected in {time.monotonic() - started:.1f}s")
+    runs = "" if args.seeds == 1 else f" runs ({len(chosen)} mutants x {args.seeds} seeds)"
+    print(f"{found}/{len(rows)}{runs} detected in {time.monotonic() - started:.1f}s")
     return Exit.OK if found == len(rows) else Exit.FAILED

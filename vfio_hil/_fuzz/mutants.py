@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfio_hil import _uapi as u
+from vfio_hil._irq import IrqInfo, IrqInfoFlag
 from vfio_hil._model import EventfdRef, VfioPciModel
 from vfio_hil._model.state import IntxCtx
 from vfio_hil._sim.device import SimDevice
@@ -201,6 +202,99 @@ class DisIntxIgnoredAtEnable(VfioPciModel):
         return 0
 
 
+class InfoNoresizeAlways(VfioPciModel):
+    """GET_IRQ_INFO keeps NORESIZE on MSI-X although the device can grow it
+    (the flag's dynamic-MSI-X condition lost: a kernel regression user space
+    sees only in the flags)."""
+
+    def get_irq_info(self, index: int) -> IrqInfo | int:
+        info = super().get_irq_info(index)
+        if isinstance(info, IrqInfo) and index == u.VFIO_PCI_MSIX_IRQ_INDEX:
+            return IrqInfo(index, info.flags | IrqInfoFlag.NORESIZE, info.count)
+        return info
+
+
+class InfoMsixCountPlusOne(VfioPciModel):
+    """GET_IRQ_INFO reports one MSI-X vector more than SET_IRQS accepts (the
+    table size read as N instead of N-1+1: only the reported count is off)."""
+
+    def get_irq_info(self, index: int) -> IrqInfo | int:
+        info = super().get_irq_info(index)
+        if isinstance(info, IrqInfo) and index == u.VFIO_PCI_MSIX_IRQ_INDEX and info.count:
+            return IrqInfo(index, info.flags, info.count + 1)
+        return info
+
+
+class PendingUnmaskIgnored(VfioPciModel):
+    """An unmask eventfd that holds a count when it is registered does nothing
+    until the next write (vfio_virqfd_enable()'s initial poll lost)."""
+
+    def virqfd_enable_unmask(self, fd: int) -> int:
+        ref = self.eventfds.get(fd)
+        if isinstance(ref, int):
+            return ref
+        ctx = self._intx_ctx()
+        if ctx.unmask is not None:
+            self.put(ref)
+            return -errno.EBUSY
+        ctx.unmask = ref
+        return 0
+
+
+class DisableNeedsStartZero(VfioPciModel):
+    """MSI/MSI-X TRIGGER|NONE count 0 disables only with start 0; any other
+    start is taken as a loopback of nothing (the kernel looks at count only)."""
+
+    def set_msi_trigger(self, index: int, start: int, count: int, flags: int, data: bytes) -> int:
+        if self.irq_is(index) and not count and flags & _NONE and start:
+            return 0
+        return super().set_msi_trigger(index, start, count, flags, data)
+
+
+class BoolOnlyOne(VfioPciModel):
+    """MSI/MSI-X DATA_BOOL signals a vector only for the byte 1 (``== 1``
+    instead of non-zero: 0x80 and 0xff are ignored)."""
+
+    def set_msi_trigger(self, index: int, start: int, count: int, flags: int, data: bytes) -> int:
+        if flags & _BOOL:
+            data = bytes(1 if b == 1 else 0 for b in data)
+        return super().set_msi_trigger(index, start, count, flags, data)
+
+
+class ResetTearsDownInterrupts(VfioPciModel):
+    """VFIO_DEVICE_RESET disables the enabled index, as a close would; the
+    kernel leaves every IRQ context alone, so the device keeps triggers the
+    model no longer knows: state only the device has."""
+
+    def reset(self) -> int:
+        ret = super().reset()
+        if ret == 0 and self.state.irq_type < u.VFIO_PCI_ERR_IRQ_INDEX:
+            self.set_irqs_ioctl(
+                _NONE | u.VFIO_IRQ_SET_ACTION_TRIGGER, self.state.irq_type, 0, 0, b""
+            )
+        return ret
+
+
+class CommandZeroAtOpen(VfioPciModel):
+    """An open shows PCI_COMMAND 0 (memory decoding off: a BAR write gets EIO)
+    instead of the device's own, as the SimDevice did before 2026-12."""
+
+    def command_at_open(self) -> int:
+        return 0
+
+
+class DisIntxClearNoDelivery(VfioPciModel):
+    """Clearing INTx-disable while the line is asserted delivers nothing (the
+    re-check of the line after vfio_basic_config_write() unmasks is lost)."""
+
+    def write_intx_disable(self, disable: bool) -> None:
+        state = self.state
+        if not disable and state.virq_disabled:
+            state.virq_disabled = False
+            return
+        super().write_intx_disable(disable)
+
+
 @dataclass(frozen=True)
 class Mutant:
     """A mutant, what it imitates, and the simulated device that exposes it."""
@@ -236,4 +330,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("msix-enable-ignores-start", MsixEnableIgnoresStart, "plausible regression"),
     Mutant("second-unmask-eventfd-replaces", SecondUnmaskEventfdReplaces, "spec 7.2 EBUSY"),
     Mutant("disintx-ignored-at-enable", DisIntxIgnoredAtEnable, "spec 12.7", "edu"),
+    Mutant("info-noresize-always", InfoNoresizeAlways, "GET_IRQ_INFO flags regression"),
+    Mutant("info-msix-count-plus-one", InfoMsixCountPlusOne, "GET_IRQ_INFO count regression"),
+    Mutant("pending-unmask-ignored", PendingUnmaskIgnored, "vfio_virqfd_enable() poll", "edu"),
+    Mutant("disable-needs-start-zero", DisableNeedsStartZero, "count 0, start > 0"),
+    Mutant("bool-only-one", BoolOnlyOne, "DATA_BOOL high bytes"),
+    Mutant("reset-tears-down-interrupts", ResetTearsDownInterrupts, "device-only state"),
+    Mutant("command-zero-at-open", CommandZeroAtOpen, "config at open (SimDevice before)", "edu"),
+    Mutant("disintx-clear-no-delivery", DisIntxClearNoDelivery, "plausible regression", "edu"),
 )
