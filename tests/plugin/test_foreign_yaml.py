@@ -38,11 +38,17 @@ steps:
   - click: "#pay"
 """
 TEMPLATE = "steps:\n  {{- range .Values.steps }}\n  - {{ . }}\n  {{- end }}\n"  # not YAML at all
+# A GitLab CI file whose job is named vfio-hil: the key, holding a mapping.
+GITLAB = "stages: [test]\nvfio-hil:\n  stage: test\n  script: [pytest]\n"
+# A multi-document file whose later document has a key vfio-hil.
+MULTI_DOC = "kind: Deployment\nsteps: [a]\n---\nnote: >\n  see\nvfio-hil:\n  ignore\n"
 
 FOREIGN = {
     "cloudbuild": {"cloudbuild.yaml": CLOUDBUILD},
     "azure_pipelines": {"azure-pipelines.yml": AZURE},
     "own_scenarios_dir": {"scenarios/foo.yaml": OWN_SCENARIO, "scenarios/tpl.yaml": TEMPLATE},
+    "gitlab_job_named_vfio_hil": {".gitlab-ci.yml": GITLAB, "ci/gitlab-ci.yml": GITLAB},
+    "multi_document": {"deploy.yaml": MULTI_DOC},
     "all_together": {
         "cloudbuild.yaml": CLOUDBUILD,
         "azure-pipelines.yml": AZURE,

@@ -1,12 +1,13 @@
 """Which files are scenarios: opt-in by a marker key, never by name or place.
 
-A ``.yaml``/``.yml`` file is a scenario when its top level has the key
-``vfio-hil`` (``vfio-hil: scenario/1``) in its first ``MARKER_WINDOW``
-bytes.  Any other YAML file, wherever it is (``cloudbuild.yaml``, or
-``scenarios/foo.yaml`` in a project that is not about vfio-hil), is left
-alone: the plugin is installed for every pytest run on the machine.  The key
-alone claims the file, so a wrong value (``scenario/2``) is a clear error
-from the loader rather than a silently skipped file.
+A ``.yaml``/``.yml`` file is a scenario when a top-level line in its first
+``MARKER_WINDOW`` bytes reads ``vfio-hil: scenario/...``.  Any other YAML
+file, wherever it is (``cloudbuild.yaml``, a GitLab CI file with a job named
+``vfio-hil``, ``scenarios/foo.yaml`` in a project that is not about
+vfio-hil), is left alone: the plugin is installed for every pytest run on the
+machine.  The value ``scenario...`` claims the file, so an unknown version
+(``scenario/2``) is a clear error from the loader rather than a silently
+skipped file.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ MARKER_LINE = f"{MARKER_KEY}: {MARKER}"
 MARKER_WINDOW = 64 * 1024
 
 # A top-level key starts in column 0; it may be quoted, and the file may
-# start with a byte-order mark.  A ':' must be followed by a blank to end a key.
-_MARKER = re.compile(rb"^(?:\xef\xbb\xbf)?([\"']?)vfio-hil\1[ \t]*:(?:[ \t\r\n]|\Z)", re.MULTILINE)
+# start with a byte-order mark.  Its value, on the same line and maybe
+# quoted, starts with "scenario": a key "vfio-hil" holding a mapping (a CI
+# job of that name) is somebody else's file.
+_MARKER = re.compile(
+    rb"^(?:\xef\xbb\xbf)?([\"']?)vfio-hil\1[ \t]*:[ \t]+[\"']?scenario\b", re.MULTILINE
+)
 
 
 def is_scenario_file(path: Path, root: Path | None = None) -> bool:
