@@ -17,9 +17,9 @@ from vfio_hil._diff.cases import (
     random_sequence,
 )
 from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, twin_of
-from vfio_hil._lockstep.steps import Step
+from vfio_hil._lockstep.steps import Reopen, Step
 from vfio_hil._lockstep.timing import SETTLE_S
-from vfio_hil._model import KernelProfile
+from vfio_hil._model import KernelOops, KernelProfile
 from vfio_hil._sim.device import SimDevice
 
 __all__ = ["DiffReport", "run_differential"]
@@ -36,11 +36,14 @@ class DiffReport:
     steps: int = 0
     seconds: float = 0.0
     disagreements: list[tuple[str, Disagreement]] = field(default_factory=list)
+    # Cases cut short where the model says the next step would oops the kernel.
+    oopses: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
+        cut = f", {len(self.oopses)} cut short (would oops)" if self.oopses else ""
         return (
             f"{self.device} (model {self.profile}): {self.cases} cases, {self.steps} steps, "
-            f"{len(self.disagreements)} disagreements in {self.seconds:.1f}s"
+            f"{len(self.disagreements)} disagreements{cut} in {self.seconds:.1f}s"
         )
 
     def details(self) -> str:
@@ -97,7 +100,15 @@ def run_differential(
         for label, steps in cases:
             run.clean(cleanup_steps(counts), twin.function.command_at_open)
             for step in steps:
-                bad = run.play(step)
+                try:
+                    bad = run.play(step)
+                except KernelOops as oops:
+                    # Never sent to the kernel: the model said no. Both sides
+                    # start the next case from a fresh open.
+                    report.oopses.append((label, f"{step!r}: {oops}"))
+                    run.kernel.play(Reopen())
+                    run.model.play(Reopen())
+                    break
                 if bad is not None:
                     report.disagreements.append((label, bad))
                     break  # later steps of a diverged case say nothing new

@@ -11,6 +11,7 @@ from vfio_hil._exit import Exit
 from vfio_hil._needs import Facts
 from vfio_hil._scenario import ExpectationError, ScenarioSyntaxError, load_scenario, play_scenario
 from vfio_hil._scenario.expect import NoExpectationError
+from vfio_hil._scenario.play import StepWouldOops
 from vfio_hil._scenario.report import render_failure, step_header
 from vfio_hil._targets import parse_target
 
@@ -42,5 +43,8 @@ def replay(path: Path, spec: str) -> int:
     except NoExpectationError as exc:
         print(f"{path}:{exc.line}: {exc}", file=sys.stderr)
         return Exit.USAGE
+    except StepWouldOops as exc:
+        print(f"{path}:{exc.step.line}: {exc} (on {target.spec})")
+        return Exit.FAILED
     print(f"{path}: {len(scenario.steps)} steps as expected on {target.spec}")
     return Exit.OK

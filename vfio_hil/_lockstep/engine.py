@@ -235,8 +235,10 @@ class Lockstep:
     def step(self, step: Step) -> tuple[Played, Disagreement | None]:
         """Play ``step`` on both sides: what the kernel side did, and any disagreement."""
         self.steps += 1
-        k_result, k_info = self.kernel.call(step)
+        # The model answers first: a step it says would oops the kernel
+        # (KernelOops) raises here, before the kernel side is sent it.
         m_result, m_info = self.model.call(step)
+        k_result, k_info = self.kernel.call(step)
         k_command, m_command = self.kernel.command(step), self.model.command(step)
         late = self.late.after(step)
         late = not self._settled() and late

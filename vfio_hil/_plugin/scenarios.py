@@ -18,7 +18,7 @@ from vfio_hil._plugin.state import target_info, targets_of
 from vfio_hil._scenario.discover import is_scenario_file
 from vfio_hil._scenario.expect import NoExpectationError
 from vfio_hil._scenario.load import Scenario, ScenarioSyntaxError, load_scenario
-from vfio_hil._scenario.play import ExpectationError, play_scenario
+from vfio_hil._scenario.play import ExpectationError, StepWouldOops, play_scenario
 from vfio_hil._scenario.report import render_failure, step_header
 from vfio_hil._scenario.steps import ScenarioStep
 from vfio_hil._targets import Target
@@ -107,6 +107,8 @@ class ScenarioItem(pytest.Item):
         kernel = self.kernel.name if self.kernel else "?"
         if isinstance(exc, ExpectationError):
             return render_failure(exc, self._header(exc.step), kernel)
+        if isinstance(exc, StepWouldOops):
+            return f"{self._header(exc.step)} (kernel {kernel}): {exc}"
         if isinstance(exc, NoExpectationError) and self.current is not None:
             return f"{self._header(self.current)} (kernel {kernel}): {exc}"
         default = super().repr_failure(excinfo, style)

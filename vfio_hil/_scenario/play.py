@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from vfio_hil._device import Device, close_clean
 from vfio_hil._lockstep import LateSignals, Side
 from vfio_hil._lockstep.timing import REPLAY
-from vfio_hil._model import KernelProfile
+from vfio_hil._model import KernelOops, KernelProfile
 from vfio_hil._scenario.expect import Expect
 from vfio_hil._scenario.load import Scenario
 from vfio_hil._scenario.steps import ScenarioStep
 
-__all__ = ["ExpectationError", "Observed", "describe_result", "play_scenario"]
+__all__ = ["ExpectationError", "Observed", "StepWouldOops", "describe_result", "play_scenario"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ class ExpectationError(AssertionError):
         )
 
 
+class StepWouldOops(Exception):  # noqa: N818 - names the event, as KernelOops does
+    """A simulated kernel says a step would oops it (``KernelOops``): on that
+    kernel the scenario cannot run past it (on a real one it would crash)."""
+
+    def __init__(self, step: ScenarioStep, oops: KernelOops) -> None:
+        self.step = step
+        super().__init__(f"step {step.number} (line {step.line}) would oops this kernel: {oops}")
+
+
 def play_scenario(
     scenario: Scenario,
     device: Device,
@@ -81,7 +90,10 @@ def play_scenario(
             on_step(step)
             expected = step.expect.select(profile)
             want = expected.counters(scenario.eventfds)
-            result, info = side.call(step.op)
+            try:
+                result, info = side.call(step.op)
+            except KernelOops as oops:
+                raise StepWouldOops(step, oops) from None
             command = side.command(step.op) if expected.command is not None else None
             is_late = late.after(step.op) and not side.device.quiesce()
             counters = tuple(REPLAY.read(side.read, want, is_late))
