@@ -26,6 +26,7 @@ BAD_SIMS = [
     ("sim:edu@", "names no kernel"),
     ("sim:virtio_msix:99999", "bad MSI-X vector count '99999'"),
     ("sim:virtio_msix:0", "bad MSI-X vector count '0'"),
+    ("sim:virtio_msix:\u00b2", "bad MSI-X vector count '\u00b2'"),  # isdigit() says yes
     ("sim:edu:4", "has a fixed size"),
     ("sim:nosuch", "unknown simulated device 'nosuch'"),
     ("nonsense", "malformed PCI address"),
@@ -103,3 +104,16 @@ def test_an_empty_device_list_fails_under_ci(value: str) -> None:
         select_specs(environ=env)
     # Outside CI (and without --vfio-require) the simulations run, as documented.
     assert select_specs(environ={"VFIO_HIL_DEVICES": value}).specs == ["sim:edu", "sim:virtio_msix"]
+
+
+def test_a_real_device_that_cannot_be_opened_stops_the_run_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_dev="def test_dev(vfio_device):\n    pass\n\ndef test_two(vfio_device):\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess("--vfio-device", "0000:99:00.0", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "cannot open 0000:99:00.0: no PCI device 0000:99:00.0" in text
+    assert "error" not in result.parseoutcomes()  # not one error per test

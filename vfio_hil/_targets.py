@@ -101,7 +101,10 @@ def _sim(spec: str) -> Target:
             raise VfioHilError(
                 f"{spec!r}: sim:{preset} has a fixed size", f"write sim:{preset}[@KERNEL]"
             )
-        if not vectors_text.isdigit() or not 1 <= int(vectors_text) <= MAX_MSIX:
+        if (
+            not (vectors_text.isascii() and vectors_text.isdigit())
+            or not 1 <= int(vectors_text) <= MAX_MSIX
+        ):
             raise VfioHilError(
                 f"bad MSI-X vector count {vectors_text!r} in {spec!r}",
                 f"give 1 to {MAX_MSIX}, e.g. sim:virtio_msix:8@6.12",

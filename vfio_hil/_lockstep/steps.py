@@ -171,6 +171,6 @@ class FdResolver:
             return self._closed
         if ref == "notfd":
             return self._not_eventfd
-        if ref.startswith("e") and ref[1:].isdigit():
+        if ref.startswith("e") and ref[1:].isascii() and ref[1:].isdigit():
             return self._eventfds[int(ref[1:])]
         raise ValueError(f"unknown fd reference {ref!r}: use eN, closed, notfd or an integer")

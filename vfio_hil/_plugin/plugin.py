@@ -82,16 +82,35 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return collect_file(file_path, parent)
 
 
-def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
-    """The targets, probed, once anything collected runs on one; a run with no
-    vfio-hil test (another project's suite) opens nothing and shows nothing."""
+def _uses_targets(items: list[pytest.Item]) -> bool:
     from vfio_hil._plugin.scenarios import ScenarioItem
 
-    def uses_targets(item: pytest.Item) -> bool:
+    def uses(item: pytest.Item) -> bool:
         fixtures = getattr(item, "fixturenames", ())
         return isinstance(item, ScenarioItem) or bool(_DEVICE_FIXTURES & set(fixtures))
 
-    if not any(uses_targets(item) for item in items):
+    return any(uses(item) for item in items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A real device that cannot be opened at all stops the run before any
+    test, in one line (not one error per test): a typo'd address, a device
+    not bound to vfio-pci, a group without permission."""
+    if config.option.collectonly or not _uses_targets(items):
+        return
+    broken = [
+        i for i in _infos(config).values() if i.error and not i.target.spec.startswith("sim:")
+    ]
+    if broken:
+        lines = "; ".join(f"{i.target.spec}: {i.error}" for i in broken)
+        pytest.exit(f"vfio-hil: cannot open {lines}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The targets, probed, once anything collected runs on one; a run with no
+    vfio-hil test (another project's suite) opens nothing and shows nothing."""
+    if not _uses_targets(items):
         return []
     return ["vfio-hil targets:"] + [f"  {i.header()}" for i in _infos(config).values()]
 

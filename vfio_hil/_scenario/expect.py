@@ -70,7 +70,7 @@ class ByKernel:
 def slot_number(node: Node, slots: int, what: str) -> int:
     """``e3`` -> 3, refusing names past the scenario's ``eventfds``."""
     name = node.string(what)
-    if not (name.startswith("e") and name[1:].isdigit()):
+    if not (name.startswith("e") and name[1:].isascii() and name[1:].isdigit()):
         raise node.fail(f"{what} must name an eventfd slot like e0, not {name!r}")
     slot = int(name[1:])
     if slot >= slots:
