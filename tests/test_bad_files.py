@@ -68,6 +68,13 @@ def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     return make
 
 
+def _tagged(field: str) -> Callable[[Path], Path]:
+    return _write(
+        "tag.yaml",
+        f"vfio-hil: scenario/1\nname: x\nsteps:\n  - trigger: {{index: MSIX, {field}}}\n",
+    )
+
+
 def _fifo(tmp: Path) -> Path:
     os.mkfifo(tmp / "pipe.yaml")
     return tmp / "pipe.yaml"
@@ -109,6 +116,16 @@ BAD_INPUTS = {
         ["vfio-hil: scenario/1"],
     ),
     "wrong_marker": (_write("next.yaml", f"vfio-hil: scenario/9\n{A_STEP}"), [":1:", "scenario/1"]),
+    # An explicit YAML tag on a value it cannot parse (was a ValueError,
+    # KeyError or AttributeError traceback from PyYAML's constructors).
+    "int_tag": (_tagged("count: !!int abc"), [":4:", "'abc' is not a valid !!int"]),
+    "float_tag": (_tagged("count: !!float abc"), [":4:", "'abc' is not a valid !!float"]),
+    "bool_tag": (_tagged("count: !!bool maybe"), [":4:", "'maybe' is not a valid !!bool"]),
+    "timestamp_tag": (_tagged("count: !!timestamp x"), [":4:", "'x' is not a valid !!timestamp"]),
+    "sequence_key": (
+        _write("key.yaml", "vfio-hil: scenario/1\nsteps: [reset]\n? [a, b]\n: 1\n"),
+        [":3:", "keys must be strings, not a sequence"],
+    ),
 }
 
 

@@ -146,6 +146,9 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> Node:
         key_lines: dict[str, int] = {}
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "a mapping" if isinstance(key_node, yaml.MappingNode) else "a sequence"
+                raise SchemaError(key_line, f"keys must be strings, not {kind}")
             key = _convert(key_node, loader).value
             if not isinstance(key, str):
                 raise SchemaError(key_line, f"keys must be strings, not {key!r}")
@@ -163,6 +166,11 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader) -> Node:
         value = loader.construct_object(node)
     except yaml.constructor.ConstructorError as err:
         raise SchemaError(line, f"unsupported YAML value: {err.problem}") from None
+    # PyYAML's scalar constructors raise these for a value their tag cannot
+    # parse ("!!int abc", "!!bool maybe", "!!timestamp notadate").
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError):
+        tag = node.tag.rsplit(":", 1)[-1]
+        raise SchemaError(line, f"{node.value!r} is not a valid !!{tag}") from None
     if not isinstance(value, str | int | float | bool | None):
         raise SchemaError(line, f"unsupported YAML value {value!r}: use numbers and strings")
     return Node(value, line, _end_line(node, ()))
