@@ -337,3 +337,25 @@ def test_run_timeout_must_be_a_number_of_seconds(capsys: pytest.CaptureFixture[s
         vfio_hil_main(["run", "--timeout", "soon"])
     assert exited.value.code == Exit.USAGE
     assert "argument --timeout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout", "-5"),
+        ("--timeout", "0"),
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--cpus", "0"),
+        ("--memory", "bogus"),
+        ("--memory", "0G"),
+    ],
+)
+def test_lab_run_guest_settings_out_of_range_are_usage_errors(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused before anything boots (was: accepted, a guest with nonsense).
+    with pytest.raises(SystemExit) as exited:
+        vfio_hil_main(["lab", "run", option, value, "--show-command", "--", "true"])
+    assert exited.value.code == Exit.USAGE
+    assert f"argument {option}" in capsys.readouterr().err

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Sequence
 
-__all__ = ["PROFILES", "in_lab", "positive"]
+__all__ = ["PROFILES", "guest_memory", "in_lab", "positive", "seconds"]
 
 PROFILES = ("ci", "dev", "fuzz")
 
@@ -18,6 +20,27 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"a positive whole number, not {text!r}")
     return value
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"a positive number of seconds, not {text!r}")
+    return value
+
+
+_MEMORY = re.compile(r"[1-9][0-9]*[KMGT]?", re.IGNORECASE)
+
+
+def guest_memory(text: str) -> str:
+    """QEMU's ``-m`` size: a number with an optional K, M, G or T (``2G``)."""
+    if not _MEMORY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"a size such as 2G or 2048M, not {text!r}")
+    return text
 
 
 def in_lab(kernel: str, command: Sequence[str], timeout: float | None = None) -> int:

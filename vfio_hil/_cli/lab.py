@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vfio_hil._cli.common import guest_memory, positive, seconds
 from vfio_hil._exit import Exit
 
 __all__ = ["add_parser", "env_pairs", "run_guarded"]
@@ -55,7 +56,7 @@ def add_parser(sub: Any) -> None:
     )
     run.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
         help=f"hard timeout per guest in seconds (default: {DEFAULT_TIMEOUT_S:.0f})",
@@ -66,8 +67,8 @@ def add_parser(sub: Any) -> None:
         metavar="DIR",
         help="results directory (default: a new temporary directory)",
     )
-    run.add_argument("--memory", default="2G", help="guest memory (default: 2G)")
-    run.add_argument("--cpus", type=int, default=2, help="guest vCPUs (default: 2)")
+    run.add_argument("--memory", type=guest_memory, default="2G", help="guest memory (default: 2G)")
+    run.add_argument("--cpus", type=positive, default=2, help="guest vCPUs (default: 2)")
     run.add_argument(
         "--env",
         action="append",
