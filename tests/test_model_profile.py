@@ -35,3 +35,22 @@ def test_profile_switches(
 def test_unreadable_version_says_what_to_give() -> None:
     with pytest.raises(ValueError, match=r"cannot read a kernel version from 'banana'.*6\.12\.117"):
         kernel_profile("banana")
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "says"),
+    [
+        ("99.99", ValueError, "outside what the model knows"),
+        ("1.0", ValueError, "outside what the model knows"),
+        ("5.15.0-91-generic", ValueError, "outside what the model knows"),
+        ("6.1@6.12", ValueError, "cannot read a kernel version"),
+        (1.0, TypeError, "must be a str"),
+        (None, TypeError, "must be a str"),
+    ],
+)
+def test_a_kernel_the_model_knows_nothing_of_is_refused(
+    given: object, error: type[Exception], says: str
+) -> None:
+    # Was: 99.99.0, 1.0.0, 5.15.0 and 6.1.0 profiles, and AttributeError.
+    with pytest.raises(error, match=says):
+        kernel_profile(given)  # type: ignore[arg-type]

@@ -70,6 +70,21 @@ DEFAULT_KERNEL = "6.12"  # what a simulated device runs when no kernel is named
 
 _DEBIAN_UPSTREAM = re.compile(r"Debian (\d+)\.(\d+)\.(\d+)")
 _RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+# What may follow the version in uname -r: "-41-amd64", "+deb13-amd64", "-rc1", a space.
+_RELEASE_END = re.compile(r"$|[-+~ _]")
+
+
+def _known(triple: tuple[int, int, int], given: str) -> tuple[int, int, int]:
+    """``triple`` if the model has rules for it (6.1 up to the newest profile's
+    major.minor), else a ValueError: a kernel it knows nothing of (1.0, 99.99)
+    must not quietly get some profile."""
+    newest = max(p.version for p in PROFILES.values())
+    if (6, 1, 0) <= triple and triple[:2] <= newest[:2]:
+        return triple
+    raise ValueError(
+        f"kernel {given!r} is outside what the model knows (6.1 to {newest[0]}.{newest[1]}.x): "
+        f"name one of {', '.join(PROFILES)}"
+    )
 
 
 def kernel_profile(version: str) -> KernelProfile:
@@ -80,19 +95,24 @@ def kernel_profile(version: str) -> KernelProfile:
     (``... Debian 6.1.158-1 ...``).  An ABI name of a 6.1 kernel is taken as
     bookworm's current 6.1 (>= 6.1.141), as the project supports no older.
     """
+    if not isinstance(version, str):
+        raise TypeError(
+            f"kernel must be a str such as '6.12' or a uname -r string, not {version!r}"
+        )
     text = version.strip()
     if text in PROFILES:
         return PROFILES[text]
     found = _DEBIAN_UPSTREAM.search(text)
     if found:
         triple = (int(found[1]), int(found[2]), int(found[3]))
-        return _profile(".".join(map(str, triple)), triple)
+        return _profile(".".join(map(str, triple)), _known(triple, version))
     match = _RELEASE.match(text)
-    if not match:
+    if not match or not _RELEASE_END.match(text[match.end() :]):
         raise ValueError(
             f"cannot read a kernel version from {version!r}; "
             f"give e.g. '6.12.117', a uname -r string, or one of {sorted(PROFILES)}"
         )
+    _known((int(match[1]), int(match[2]), int(match[3] or 0)), version)
     major, minor = int(match[1]), int(match[2])
     patch = int(match[3] or 0)
     abi_name = "-" in text[match.end() :] and patch == 0
