@@ -79,7 +79,7 @@ def _known(triple: tuple[int, int, int], given: str) -> tuple[int, int, int]:
     major.minor), else a ValueError: a kernel it knows nothing of (1.0, 99.99)
     must not quietly get some profile."""
     newest = max(p.version for p in PROFILES.values())
-    if (6, 1, 0) <= triple and triple[:2] <= newest[:2]:
+    if triple >= (6, 1, 0) and triple[:2] <= newest[:2]:
         return triple
     raise ValueError(
         f"kernel {given!r} is outside what the model knows (6.1 to {newest[0]}.{newest[1]}.x): "
