@@ -112,7 +112,9 @@ def test_a_real_device_that_cannot_be_opened_stops_the_run_in_one_line(
     pytester.makepyfile(
         test_dev="def test_dev(vfio_device):\n    pass\n\ndef test_two(vfio_device):\n    pass\n"
     )
-    result = pytester.runpytest_subprocess("--vfio-device", "0000:99:00.0", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "--vfio-device", "0000:99:00.0", "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert "cannot open 0000:99:00.0: no PCI device 0000:99:00.0" in text
