@@ -5,7 +5,9 @@
                   [--seed N] [--out DIR] [--timeout S]
 
 ``--seed N``: the examples are a function of N (default: 0 for ``ci``, random
-for ``dev`` and ``fuzz``); with a seed no example database is used.
+for ``dev`` and ``fuzz``); with a seed no example database is used.  A run of
+more than ``CHUNK_EXAMPLES`` (1000) examples runs hypothesis' engine in chunks
+(``vfio_hil._fuzz.campaign``), so a long run stays in bounded memory.
 
 ``--lab`` runs ``python -m vfio_hil fuzz --devices-from-env`` inside the guest.
 Exit status: 0 agreement, 1 a disagreement, 2 usage or setup error, 130
@@ -75,8 +77,7 @@ def _fuzz_one(
     out: Path | None,
     seed: int | None = None,
 ) -> int:
-    from hypothesis.stateful import run_state_machine_as_test
-
+    from vfio_hil._fuzz.campaign import run_campaign
     from vfio_hil.stateful import Divergence, FuzzStats, make_machine
 
     def report(stats: FuzzStats, verdict: str = "running") -> None:
@@ -90,7 +91,7 @@ def _fuzz_one(
     machine = make_machine(open_device, settings=chosen, out_dir=out, progress=report, seed=seed)
     code, verdict = Exit.OK, "agree"
     try:
-        run_state_machine_as_test(machine, settings=machine.TestCase.settings)
+        run_campaign(machine, seed=seed)  # chunked: a long run stays in bounded memory
     except Divergence as exc:
         print(exc, file=sys.stderr)
         code, verdict = Exit.FAILED, "DISAGREE"
@@ -107,9 +108,11 @@ def _fuzz_one(
 
 def _fuzz(args: argparse.Namespace) -> int:
     from vfio_hil._fuzz.context import OUT_ENV, check_out_dir, default_out_dir
+    from vfio_hil._fuzz.profiles import fuzz_database
 
     if args.out is not None or os.environ.get(OUT_ENV):  # a typo costs seconds, not a run
         check_out_dir(args.out or default_out_dir(), "--out" if args.out else OUT_ENV)
+    fuzz_database()  # so is a bad VFIO_HIL_FUZZ_DB or VFIO_HIL_FUZZ_DB_SHARED, any profile
     if args.lab:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
