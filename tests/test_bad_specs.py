@@ -119,3 +119,31 @@ def test_a_real_device_that_cannot_be_opened_stops_the_run_in_one_line(
     text = result.stdout.str() + result.stderr.str()
     assert "cannot open 0000:99:00.0: no PCI device 0000:99:00.0" in text
     assert "error" not in result.parseoutcomes()  # not one error per test
+
+
+def test_a_set_but_empty_vfio_hil_sim_fails_under_ci(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As VFIO_HIL_DEVICES=",": a CI job must not run the default simulations
+    # instead of the ones it meant.
+    pytester.makepyfile(test_dev="def test_dev(vfio_device):\n    pass\n")
+    monkeypatch.setenv("VFIO_HIL_SIM", ",")
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "VFIO_HIL_SIM is set (',') but names no simulated device" in (
+        result.stdout.str() + result.stderr.str()
+    )
+
+
+def test_bench_loopback_without_devices_is_a_setup_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vfio_hil", "bench", "loopback"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "VFIO_HIL_DEVICES": ","},
+    )
+    assert done.returncode == 2  # was 1, the code of a failed measurement
+    assert "VFIO_HIL_DEVICES names none" in done.stderr

@@ -166,6 +166,8 @@ def test_vfio_irq_takes_an_index_name(pytester: pytest.Pytester, name: str) -> N
         ("vfio_kernel('banana')", ["test_marked.py::test_x", "vfio_kernel", "banana", ">="]),
         ("vfio_kernel(6.5)", ["test_marked.py::test_x", "vfio_kernel", "6.5", "string"]),
         ("vfio_kernel('>=6.5', '<7')", ["test_marked.py::test_x", "vfio_kernel", "range"]),
+        # vfio_stimulus(False) was read as "needs a stimulus": the opposite.
+        ("vfio_stimulus(False)", ["test_marked.py::test_x", "vfio_stimulus", "no arguments"]),
     ],
 )
 def test_a_bad_marker_argument_is_one_line_naming_the_test(
@@ -243,3 +245,14 @@ def test_registering_the_profiles_loads_none(pytester: pytest.Pytester) -> None:
     name = _profile(pytester)[0]
     assert not name.startswith("vfio-hil"), name
     assert name not in ("dev", "fuzz"), name
+
+
+@pytest.mark.parametrize("n", ["-1", "2.5", "'3'", "10**6"])
+def test_the_eventfds_fixture_refuses_a_count_that_is_no_count(
+    pytester: pytest.Pytester, n: str
+) -> None:
+    # eventfds(-1) was an empty list, a test that asserted nothing.
+    pytester.makepyfile(test_e=f"def test_e(eventfds):\n    eventfds({n})\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*eventfds(n): n must be a whole number in 0..1024*"])

@@ -174,14 +174,21 @@ def select_specs(
     ``sims`` (``--vfio-sim``) beat ``VFIO_HIL_SIM``, and are added to the real
     ones.  With neither, the default simulations.  A ``VFIO_HIL_DEVICES``
     that is set but names no device is an error under ``require`` or
-    ``CI=true``: a CI job must not pass on simulations by accident.
+    ``CI=true``: a CI job must not pass on simulations by accident; so is a
+    ``VFIO_HIL_SIM`` that is set but names none (unless ``sims`` override it).
     """
     env = os.environ if environ is None else environ
     env_devices = env_list("VFIO_HIL_DEVICES", env)
-    if env_devices == [] and (require or env.get("CI", "").lower() == "true"):
+    strict = require or env.get("CI", "").lower() == "true"
+    if env_devices == [] and strict:
         raise VfioHilError(
             f"VFIO_HIL_DEVICES is set ({env['VFIO_HIL_DEVICES']!r}) but names no device",
             "give comma-separated PCI addresses, or unset it to run the simulations",
+        )
+    if not sims and env_list("VFIO_HIL_SIM", env) == [] and strict:
+        raise VfioHilError(
+            f"VFIO_HIL_SIM is set ({env['VFIO_HIL_SIM']!r}) but names no simulated device",
+            "give comma-separated presets such as edu@6.1,virtio_msix:8, or unset it",
         )
     chosen_sims = [_sim_spec(s) for s in sims] or [
         _sim_spec(s) for s in env_list("VFIO_HIL_SIM", env) or []

@@ -125,12 +125,17 @@ def bench_loopback(
 
 
 def main() -> int:
+    from vfio_hil._errors import VfioHilError
     from vfio_hil._host import open_device
     from vfio_hil._targets import env_list
 
     addresses = env_list("VFIO_HIL_DEVICES") or []
     if not addresses:
-        raise SystemExit("set VFIO_HIL_DEVICES (run it in the lab: vfio-hil bench loopback --lab)")
+        # A setup error (exit 2 through the CLI), not a failed measurement.
+        raise VfioHilError(
+            "bench loopback needs devices: VFIO_HIL_DEVICES names none",
+            "run it in the lab (vfio-hil bench loopback --lab 6.12) or set VFIO_HIL_DEVICES",
+        )
     for address in addresses:
         with open_device(address) as dev:
             print(bench_loopback(dev, dev.fd), flush=True)

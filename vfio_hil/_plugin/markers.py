@@ -42,6 +42,8 @@ class _Check:
             _irq_args(node, mark)
         for mark in node.iter_markers("vfio_kernel"):
             _kernel_range(node, mark)
+        for mark in node.iter_markers("vfio_stimulus"):
+            _no_args(node, mark)
 
 
 def register(config: pytest.Config) -> None:
@@ -56,7 +58,8 @@ def needs_of(item: pytest.Item) -> Needs:
     for mark in item.iter_markers("vfio_irq"):
         index, min_count, flags = _irq_args(item, mark)
         needs &= Needs(counts=((index, min_count),), flags=((index, flags),) if flags else ())
-    if item.get_closest_marker("vfio_stimulus"):
+    for mark in item.iter_markers("vfio_stimulus"):
+        _no_args(item, mark)
         needs &= Needs(stimulus=True)
     for mark in item.iter_markers("vfio_kernel"):
         needs &= Needs(kernels=(_kernel_range(item, mark),))
@@ -91,6 +94,12 @@ def _irq_args(node: pytest.Item, mark: pytest.Mark) -> tuple[int, int, int]:
     except (TypeError, ValueError) as err:  # wrong arguments, or a bad value
         problem = str(err)
     _bad(node, mark, f"{problem}; use {_IRQ_USAGE}")
+
+
+def _no_args(node: pytest.Item, mark: pytest.Mark) -> None:
+    # vfio_stimulus(False) read as "needs a stimulus" would say the opposite.
+    if mark.args or mark.kwargs:
+        _bad(node, mark, "takes no arguments; use @pytest.mark.vfio_stimulus")
 
 
 def _kernel_range(node: pytest.Item, mark: pytest.Mark) -> str:

@@ -211,6 +211,8 @@ def eventfds() -> Iterator[Callable[..., list[object]]]:
     made: list[EventFd] = []
 
     def make(n: int, initval: int = 0) -> list[object]:
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1024:
+            raise ValueError(f"eventfds(n): n must be a whole number in 0..1024, not {n!r}")
         new = [EventFd(initval) for _ in range(n)]
         made.extend(new)
         return list(new)
