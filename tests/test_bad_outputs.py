@@ -359,3 +359,31 @@ def test_lab_run_guest_settings_out_of_range_are_usage_errors(
         vfio_hil_main(["lab", "run", option, value, "--show-command", "--", "true"])
     assert exited.value.code == Exit.USAGE
     assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--lab", ""],
+        ["fuzz", "--lab", ""],
+        ["bench", "loopback", "--lab", " "],
+        ["fuzz", "--sim", "edu", "--timeout", "-5"],
+        ["fuzz", "--sim", "edu", "--timeout", "nan"],
+    ],
+    ids=repr,
+)
+def test_an_empty_lab_kernel_or_a_bad_timeout_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty --lab read as "no --lab": the run went on the host instead.
+    with pytest.raises(SystemExit) as exited:
+        vfio_hil_main(argv)
+    assert exited.value.code == Exit.USAGE
+    assert "argument --" in capsys.readouterr().err
+
+
+def test_fuzz_timeout_without_lab_is_refused_rather_than_ignored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert vfio_hil_main(["fuzz", "--sim", "edu", "--timeout", "5"]) == Exit.USAGE
+    assert "--timeout limits a lab guest" in capsys.readouterr().err

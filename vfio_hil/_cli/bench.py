@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vfio_hil._cli.common import PROFILES, in_lab, positive
+from vfio_hil._cli.common import PROFILES, in_lab, lab_kernel, positive
 from vfio_hil._exit import Exit
 
 __all__ = ["add_parser"]
@@ -20,7 +20,9 @@ def add_parser(sub: Any) -> None:
     )
     which = bench.add_subparsers(dest="bench", required=True, parser_class=type(bench))
     loopback = which.add_parser("loopback", help="SET_IRQS loopback: Python against C")
-    loopback.add_argument("--lab", metavar="KERNEL", help="run it in the lab on KERNEL")
+    loopback.add_argument(
+        "--lab", type=lab_kernel, metavar="KERNEL", help="run it in the lab on KERNEL"
+    )
     loopback.set_defaults(handler=_loopback)
 
     mutants = which.add_parser("mutants", help="how fast the fuzzer finds each mutant")

@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 
-__all__ = ["PROFILES", "guest_memory", "in_lab", "positive", "seconds"]
+__all__ = ["PROFILES", "guest_memory", "in_lab", "lab_kernel", "positive", "seconds"]
 
 PROFILES = ("ci", "dev", "fuzz")
 
@@ -41,6 +41,14 @@ def guest_memory(text: str) -> str:
     if not _MEMORY.fullmatch(text):
         raise argparse.ArgumentTypeError(f"a size such as 2G or 2048M, not {text!r}")
     return text
+
+
+def lab_kernel(text: str) -> str:
+    """``--lab``'s kernel spec; an empty one would read as "no --lab" and
+    quietly run on the host instead."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"a kernel such as 6.12, 7 or all, not {text!r}")
+    return text.strip()
 
 
 def in_lab(kernel: str, command: Sequence[str], timeout: float | None = None) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfio_hil._cli.common import PROFILES, in_lab, positive
+from vfio_hil._cli.common import PROFILES, in_lab, lab_kernel, positive, seconds
 from vfio_hil._device import Device
 from vfio_hil._exit import Exit
 
@@ -44,7 +44,9 @@ def add_parser(sub: Any) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--device", action="append", metavar="ADDR", help="a vfio-pci device")
     where.add_argument("--sim", metavar="PRESET[:VECTORS][@KERNEL]", help="a simulated device")
-    where.add_argument("--lab", metavar="KERNEL", help="boot KERNEL in QEMU, fuzz its devices")
+    where.add_argument(
+        "--lab", type=lab_kernel, metavar="KERNEL", help="boot KERNEL in QEMU, fuzz its devices"
+    )
     where.add_argument(
         "--devices-from-env",
         action="store_true",
@@ -61,8 +63,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
     parser.add_argument(
         "--timeout",
-        type=float,
-        default=LAB_TIMEOUT_S,
+        type=seconds,
         metavar="S",
         help=f"--lab: hard limit per guest (default {LAB_TIMEOUT_S:.0f} s; the ci profile "
         "takes ~16 min under TCG)",
@@ -107,18 +108,24 @@ def _fuzz_one(
 
 
 def _fuzz(args: argparse.Namespace) -> int:
+    from vfio_hil._errors import VfioHilError
     from vfio_hil._fuzz.context import OUT_ENV, check_out_dir, default_out_dir
     from vfio_hil._fuzz.profiles import fuzz_database
 
     if args.out is not None or os.environ.get(OUT_ENV):  # a typo costs seconds, not a run
         check_out_dir(args.out or default_out_dir(), "--out" if args.out else OUT_ENV)
     fuzz_database()  # so is a bad VFIO_HIL_FUZZ_DB or VFIO_HIL_FUZZ_DB_SHARED, any profile
+    if args.timeout is not None and not args.lab:
+        raise VfioHilError(
+            "--timeout limits a lab guest; on a device or a simulation it would do nothing",
+            "give it with --lab, or stop a long run with Ctrl-C (the statistics are printed)",
+        )
     if args.lab:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
         inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
         inner += ["--seed", str(args.seed)] if args.seed is not None else []
-        return in_lab(args.lab, inner, timeout=args.timeout)
+        return in_lab(args.lab, inner, timeout=args.timeout or LAB_TIMEOUT_S)
     from hypothesis import settings
 
     from vfio_hil._errors import VfioHilError

@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Any
 
-from vfio_hil._cli.common import in_lab
+from vfio_hil._cli.common import in_lab, lab_kernel
 from vfio_hil._exit import Exit
 
 __all__ = ["TEST_TIMEOUT_S", "add_parser"]
@@ -32,7 +32,10 @@ def add_parser(sub: Any) -> None:
         help="a simulated device: edu, virtio_msix, virtio_msix_2048 (repeatable)",
     )
     run.add_argument(
-        "--lab", metavar="KERNEL", help="boot KERNEL (6.1, 6.12, newest, all) in QEMU and run there"
+        "--lab",
+        type=lab_kernel,
+        metavar="KERNEL",
+        help="boot KERNEL (6.1, 6.12, newest, all) in QEMU and run there",
     )
     run.add_argument(
         "--timeout",
