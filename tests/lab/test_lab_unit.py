@@ -7,6 +7,9 @@ console samples follow the kernel's printk formats for each report type.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -638,3 +641,33 @@ def test_lib_modules_tree_also_answers_under_usr(tmp_path: Path) -> None:
     assert (tmp_path / "usr" / "lib" / "modules" / rel).resolve() == (
         tmp_path / "lib" / "modules" / rel
     ).resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("VFIO_HIL_CACHE", "/proc/nope", "the kernel cache VFIO_HIL_CACHE /proc/nope cannot be"),
+        (
+            "VFIO_HIL_QEMU",
+            "/nonexistent/qemu",
+            "VFIO_HIL_QEMU=/nonexistent/qemu: not an executable",
+        ),
+    ],
+)
+def test_a_bad_lab_environment_variable_is_one_line_before_anything_boots(
+    name: str, value: str, says: str
+) -> None:
+    # Was a FileNotFoundError traceback (the cache), and a QEMU command line
+    # naming a binary that does not exist (VFIO_HIL_QEMU).
+    env = {**os.environ, name: value}
+    done = subprocess.run(
+        [sys.executable, "-m", "vfio_hil", "lab", "run", "--show-command", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr

@@ -477,7 +477,14 @@ def resolve(spec: KernelSpec, *, refresh: bool = False, cache: Path | None = Non
     newer release is fetched if there is one.
     """
     cache = cache or cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = "VFIO_HIL_CACHE " if os.environ.get("VFIO_HIL_CACHE") else ""
+        raise LabError(
+            f"the kernel cache {where}{cache} cannot be created ({exc.strerror or exc}): "
+            "point VFIO_HIL_CACHE at a writable directory, or unset it"
+        ) from None
     if spec.is_local:
         return _local(spec, cache)
     if not refresh:

@@ -136,7 +136,13 @@ def machine_args(accel: Accel) -> list[str]:
 
 def find_qemu() -> str:
     """Path of ``qemu-system-x86_64`` (``VFIO_HIL_QEMU`` overrides it)."""
-    found = os.environ.get("VFIO_HIL_QEMU") or shutil.which("qemu-system-x86_64")
+    chosen = os.environ.get("VFIO_HIL_QEMU")
+    if chosen and not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+        raise LabError(
+            f"VFIO_HIL_QEMU={chosen}: not an executable file; point it at a "
+            "qemu-system-x86_64, or unset it to use the one on PATH"
+        )
+    found = chosen or shutil.which("qemu-system-x86_64")
     if not found:
         raise LabError("qemu-system-x86_64 not found: apt-get install qemu-system-x86")
     return found
