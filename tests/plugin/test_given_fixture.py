@@ -41,7 +41,10 @@ def only_the_given_targets(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(pytester: pytest.Pytester, code: str) -> pytest.RunResult:
     pytester.makepyfile(test_given=code)
     sims = [arg for t in TARGETS for arg in ("--vfio-sim", t)]
-    return pytester.runpytest(
+    # In a subprocess: --hypothesis-seed sets hypothesis' global forced seed,
+    # which an in-process run would leave behind (later runs then write no
+    # example database).
+    return pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--hypothesis-seed=0", "-v", "--strict-markers", *sims
     )
 
