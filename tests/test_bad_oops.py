@@ -66,3 +66,19 @@ def test_pytest_reports_the_step_that_would_oops_in_one_line(pytester: pytest.Py
     text = result.stdout.str()
     assert "Traceback" not in text
     assert "would oops this kernel" in text
+
+
+def test_the_fuzzer_cuts_an_example_short_where_the_model_says_the_kernel_would_oops() -> None:
+    # Seed 4 draws an any_request that enables INTx with fds [-1], then an INTx
+    # loopback: before the 2024 fix that oopses. Was a KernelOops traceback.
+    from hypothesis import settings
+
+    from vfio_hil import SimDevice
+    from vfio_hil.stateful import make_machine
+
+    machine = make_machine(lambda: SimDevice.edu(kernel="6.1.0"), export=False, seed=4)
+    try:
+        machine.run(settings(machine.TestCase.settings, max_examples=300))
+    finally:
+        machine.close_device()
+    assert machine.stats().examples >= 300

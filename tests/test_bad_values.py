@@ -256,3 +256,21 @@ def test_the_eventfds_fixture_refuses_a_count_that_is_no_count(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*eventfds(n): n must be a whole number in 0..1024*"])
+
+
+def test_vfio_require_with_no_able_target_is_one_line_for_a_scenario(
+    pytester: pytest.Pytester,
+) -> None:
+    # Was the line buried in ~1000 lines of pytest's own traceback.
+    pytester.makefile(
+        ".yaml",
+        needs_msix="vfio-hil: scenario/1\nrequires: {msix: 2}\nsteps:\n  - reset\n",
+    )
+    result = pytester.runpytest_subprocess(
+        "--vfio-sim", "edu", "--vfio-require", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*no target can run this scenario (--vfio-require): *needs MSIX count >= 2; it has 0*"]
+    )
+    assert "_pytest" not in result.stdout.str()

@@ -47,7 +47,11 @@ FOREIGN = {
     "cloudbuild": {"cloudbuild.yaml": CLOUDBUILD},
     "azure_pipelines": {"azure-pipelines.yml": AZURE},
     "own_scenarios_dir": {"scenarios/foo.yaml": OWN_SCENARIO, "scenarios/tpl.yaml": TEMPLATE},
-    "gitlab_job_named_vfio_hil": {".gitlab-ci.yml": GITLAB, "ci/gitlab-ci.yml": GITLAB},
+    "gitlab_job_named_vfio_hil": {
+        ".gitlab-ci.yml": GITLAB,
+        "ci/gitlab-ci.yml": GITLAB,
+        "ci/flow.yml": "vfio-hil: {stage: test, script: [pytest]}\n",
+    },
     "multi_document": {"deploy.yaml": MULTI_DOC},
     "all_together": {
         "cloudbuild.yaml": CLOUDBUILD,
@@ -95,6 +99,10 @@ def test_the_plugin_is_active_here(pytester: pytest.Pytester) -> None:
     ("text", "line"),
     [
         pytest.param("vfio-hil: scenario\nsteps:\n  - reset\n", 1, id="no_format_version"),
+        # Typos of the marker's value are errors, never silently skipped files.
+        pytest.param("vfio-hil: scenarios/1\nsteps:\n  - reset\n", 1, id="typo_scenarios"),
+        pytest.param("vfio-hil: Scenario/1\nsteps:\n  - reset\n", 1, id="typo_capital"),
+        pytest.param("vfio-hil: 1\nsteps:\n  - reset\n", 1, id="bare_version"),
         pytest.param(
             "# ours\nvfio-hil: scenario/1\nsteps:\n  - reset\n  - resett\n", 5, id="bad_step"
         ),

@@ -89,7 +89,9 @@ class ScenarioItem(pytest.Item):
                 and self.scenario.requires.unmet(i.facts) is None
             ]
             if self.config.getoption("vfio_require", False) and not others:
-                pytest.fail(f"no target can run this scenario (--vfio-require): {reason}")
+                pytest.fail(
+                    f"no target can run this scenario (--vfio-require): {reason}", pytrace=False
+                )
             # Reported at the scenario's location, as a skip mark's would be.
             raise pytest.skip.Exception(reason, _use_item_location=True)
         with self.target.hold():

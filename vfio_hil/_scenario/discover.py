@@ -1,13 +1,14 @@
 """Which files are scenarios: opt-in by a marker key, never by name or place.
 
 A ``.yaml``/``.yml`` file is a scenario when a top-level line in its first
-``MARKER_WINDOW`` bytes reads ``vfio-hil: scenario/...``.  Any other YAML
+``MARKER_WINDOW`` bytes gives the key ``vfio-hil`` a scalar value
+(``vfio-hil: scenario/1``).  Any other YAML
 file, wherever it is (``cloudbuild.yaml``, a GitLab CI file with a job named
 ``vfio-hil``, ``scenarios/foo.yaml`` in a project that is not about
 vfio-hil), is left alone: the plugin is installed for every pytest run on the
-machine.  The value ``scenario...`` claims the file, so an unknown version
-(``scenario/2``) is a clear error from the loader rather than a silently
-skipped file.
+machine.  Any scalar value claims the file, so an unknown version or a typo
+(``scenario/2``, ``scenarios/1``) is a clear error from the loader rather
+than a silently skipped file.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ MARKER_LINE = f"{MARKER_KEY}: {MARKER}"
 MARKER_WINDOW = 64 * 1024
 
 # A top-level key starts in column 0; it may be quoted, and the file may
-# start with a byte-order mark.  Its value, on the same line and maybe
-# quoted, starts with "scenario": a key "vfio-hil" holding a mapping (a CI
-# job of that name) is somebody else's file.
+# start with a byte-order mark.  Its value is a scalar on the same line
+# (scenario/1, or a typo of it, which the loader then refuses by name): a
+# key "vfio-hil" holding a mapping or a list (a CI job of that name, block
+# or flow style) is somebody else's file.
 _MARKER = re.compile(
-    rb"^(?:\xef\xbb\xbf)?([\"']?)vfio-hil\1[ \t]*:[ \t]+[\"']?scenario\b", re.MULTILINE
+    rb"^(?:\xef\xbb\xbf)?([\"']?)vfio-hil\1[ \t]*:[ \t]+[^\s#{\[|>&*!]", re.MULTILINE
 )
 
 
