@@ -29,6 +29,8 @@ BAD_SIMS = [
     ("sim:virtio_msix:\u00b2", "bad MSI-X vector count '\u00b2'"),  # isdigit() says yes
     ("sim:edu:4", "has a fixed size"),
     ("sim:nosuch", "unknown simulated device 'nosuch'"),
+    ("edu", "a simulated device is written sim:edu"),
+    ("virtio_msix:8@6.1", "a simulated device is written sim:virtio_msix:8@6.1"),
     ("nonsense", "malformed PCI address"),
 ]
 

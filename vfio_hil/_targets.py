@@ -129,6 +129,12 @@ def parse_target(spec: str) -> Target:
         raise VfioHilError("empty target spec", f"give {_FORMS}")
     if text.startswith("sim:"):
         return _sim(text)
+    preset = text.partition("@")[0].partition(":")[0]
+    if preset in SIM_PRESETS:  # "edu" for "sim:edu"
+        raise VfioHilError(
+            f"{text!r} is no PCI address: a simulated device is written sim:{text}",
+            f"give {_FORMS}",
+        )
     from vfio_hil._host.sysfs import parse_address
 
     address = parse_address(text)

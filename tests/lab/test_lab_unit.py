@@ -671,3 +671,21 @@ def test_a_bad_lab_environment_variable_is_one_line_before_anything_boots(
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("kernel", "says"),
+    [("", "empty kernel spec"), ("/tmp", "kernel image /tmp is a directory")],
+)
+def test_an_empty_or_directory_kernel_spec_says_what_it_is(kernel: str, says: str) -> None:
+    # '' was read as the current directory; /tmp was said not to exist.
+    argv = ["lab", "run", "--show-command", "--kernel", kernel, "--", "true"]
+    done = subprocess.run(
+        [sys.executable, "-m", "vfio_hil", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr

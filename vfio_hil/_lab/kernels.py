@@ -94,6 +94,11 @@ _ANY_SERIES_GROUPS = ("sid", "trixie-backports", "trixie", "bookworm")
 def parse_spec(text: str) -> list[KernelSpec]:
     """Turn one ``--kernel`` argument into specs (``all`` gives the matrix)."""
     text = text.strip()
+    if not text:  # Path("") is the current directory: it "exists"
+        raise LabError(
+            "empty kernel spec: use 6.1, 6.12, 7, newest, all, X.Y, "
+            "or a local VMLINUZ[:MODULES_DIR]"
+        )
     if text == "all":
         return [NAMED_SPECS[name] for name in MATRIX]
     if text in NAMED_SPECS:
@@ -422,6 +427,8 @@ def _local(spec: KernelSpec, cache: Path) -> Kernel:
     """
     assert spec.path is not None
     image = spec.path
+    if image.is_dir():
+        raise LabError(f"kernel image {image} is a directory: give the vmlinuz or bzImage in it")
     if not image.is_file():
         raise LabError(f"kernel image {image} does not exist")
     release = read_bzimage_release(image)
