@@ -173,6 +173,10 @@ class DifferentialMachine(RuleBasedStateMachine):
             if currently_in_test_context():
                 note(f"skipped {step!r}: one eventfd as INTx trigger and unmask loops")
             return
+        if ctx.would_oops_later(step):
+            if currently_in_test_context():
+                note(f"skipped {step!r}: its re-fire with no INTx trigger would oops later")
+            return
         if ctx.undecided(step):
             if currently_in_test_context():
                 note(f"skipped {step!r}: an MSI to a vector with no trigger (open finding)")

@@ -31,6 +31,7 @@ from vfio_hil._lockstep import (
     BarWrite,
     Disagreement,
     Lockstep,
+    PendEventfd,
     Played,
     Raise,
     Reopen,
@@ -38,6 +39,7 @@ from vfio_hil._lockstep import (
     Side,
     Step,
     Timing,
+    WriteEventfd,
     irq_counts,
     twin_of,
 )
@@ -261,6 +263,22 @@ class MachineContext:
         other = intx.unmask if action_data == _TRIGGER_EVENTFD else intx.trigger
         fd = self.run.model.resolve(step.fds[0])
         return other is not None and getattr(other, "user_fd", None) == fd
+
+    def would_oops_later(self, step: Step) -> bool:
+        """Would ``step`` make the unmask eventfd's handler re-fire INTx with no
+        trigger on a kernel before the 2024 fix?  That oopses in the virqfd's
+        workqueue (in a SimDevice, its thread), after the step returned, so
+        the model cannot refuse it in the step itself: the machine leaves it out.
+        """
+        if not isinstance(step, WriteEventfd | PendEventfd):
+            return False
+        twin = self._twin()
+        intx = twin.model.state.intx
+        if twin.profile.persistent_intx or intx is None or intx.trigger is not None:
+            return False
+        unmask = intx.unmask
+        fd = self.run.model.resolve(f"e{step.slot}")
+        return unmask is not None and getattr(unmask, "user_fd", None) == fd
 
     def undecided(self, step: Step) -> bool:
         """Would ``step`` send an MSI to a vector with no trigger?
