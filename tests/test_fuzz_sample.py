@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers
 
 from vfio_hil._fuzz.sample import fixed_sample
 
@@ -44,6 +45,9 @@ def test_a_local_module_constant_reaches_draws_only_without_fixed_sample(
     (tmp_path / "vfio_hil_sample_probe.py").write_text(f"WEIRD = {MAGIC}\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module("vfio_hil_sample_probe")
+    # Hypothesis looks for new modules only when len(sys.modules) changed; a
+    # test that removed one before could hide this import from it.
+    monkeypatch.setattr(providers, "_sys_modules_len", None)
     try:
         assert _hits(fixed=False) > 0  # hypothesis really does this (the premise)
         assert _hits(fixed=True) == 0
