@@ -217,7 +217,7 @@ def test_bench_command_finds_one_mutant(capsys: pytest.CaptureFixture[str]) -> N
     assert f"| {name} | virtio_msix@6.12 | yes |" in capsys.readouterr().out
 
 
-def test_fuzz_in_the_lab_runs_the_module_on_every_guest_device(
+def test_fuzz_in_the_guest_runs_the_module_on_every_guest_device(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import sys
@@ -231,7 +231,7 @@ def test_fuzz_in_the_lab_runs_the_module_on_every_guest_device(
         return 0
 
     monkeypatch.setattr(lab_cli, "run_guarded", run_guarded)
-    assert vfio_hil_main(["fuzz", "--lab", "6.12", "--profile", "dev"]) == 0
+    assert vfio_hil_main(["fuzz", "--lab", "6.12", "--in-guest", "--profile", "dev"]) == 0
     assert seen == [
         (
             ["6.12"],

@@ -166,8 +166,9 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     # --- the step ---------------------------------------------------------------------
 
-    def play(self, step: Step) -> None:
-        """Play ``step`` on both sides; raise ``Divergence`` if they disagree."""
+    def play(self, step: Step, settle: bool = False) -> None:
+        """Play ``step`` on both sides; raise ``Divergence`` if they disagree.
+        ``settle``: read only after late signals of earlier steps had time to land."""
         ctx = self.context
         if ctx.would_loop(step):
             if currently_in_test_context():
@@ -184,7 +185,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         if self.cut_short:
             return
         try:
-            played, bad = ctx.run.step(step)
+            played, bad = ctx.run.step(step, settle)
         except KernelOops as oops:
             # The model answers first, so the kernel side was never sent it
             # (a kernel before the 2024 INTx fix would crash: any_request can
@@ -285,8 +286,13 @@ class DifferentialMachine(RuleBasedStateMachine):
         (a trigger kept, lost or moved, on either side) shows here.  A sweep of a
         disabled index is EINVAL on both sides when they agree."""
         if self.trace and not self.diverged and not self.cut_short:
-            for index in sorted(self.context.probe_indexes()):
-                self.play(self.context.sweep(index))
+            # The first read settles: a signal still in flight from the last
+            # steps (the fuzzer's timing does not wait for extras) counts here.
+            final: list[Step] = [
+                self.context.sweep(i) for i in sorted(self.context.probe_indexes())
+            ]
+            for n, step in enumerate(final or [GetIrqInfo(0)]):
+                self.play(step, settle=n == 0)
 
     @precondition(_has_group("enable"))
     @rule(data=st.data())
@@ -438,7 +444,9 @@ def make_machine(
                   ``VFIO_HIL_FUZZ_OUT``, else ``$VFIO_HIL_RESULTS/counterexamples``,
                   else ``./vfio-hil-counterexamples``); ``export=False`` writes none.
     settle_s:     how long steps that may signal late wait on a real device
-                  (default 30 ms); a simulated device is quiesced instead.
+                  before the first read (default 0: ``timing.FUZZ`` polls
+                  until the model's counts arrive, and every example ends
+                  with a settled read); a simulated device is quiesced instead.
     progress:     called with the statistics every 10 s of a run.
     seed:         the run's sample is a function of this number (and of the
                   strategies, the device and hypothesis' version), not of the

@@ -1,17 +1,21 @@
 """The lab: on each kernel of the matrix, the real vfio-pci against the model.
 
-Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci
-and runs, inside the guest, the differential check, the state machine with
-the whole ``ci`` profile and a mutant's counterexample replayed from YAML and
-from C (all in tests/guest), the conformance suite (vfio_hil.suite), the
-shipped scenarios and the docs' example test file.
-Without QEMU, virtme-ng or the cached kernels these tests skip and say how
-to get them; with CI=true they fail.
+Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci.
+Two guests per kernel:
 
-Each kernel gets two guests: one for the state machine (most of the time)
-and one for everything else. Under TCG a guest keeps one host core busy, so
-``VFIO_HIL_LAB_JOBS`` guests (default: one per core) run at once, the long
-ones first; each test waits for its own guest.
+- ``fuzz``: the state machine with the whole ``ci`` profile, run here on the
+  host (``vfio-hil fuzz --lab K``: hypothesis and the model here, the devices
+  behind the guest's agent);
+- ``checks``: inside the guest, the differential check, a mutant's
+  counterexample replayed from YAML and from C (tests/guest), the conformance
+  suite (vfio_hil.suite), the shipped scenarios, the docs' example test file,
+  and, on ``IN_GUEST_FUZZ_KERNEL``, a short in-guest run of the state machine:
+  the agent path and the in-guest path must agree on the same kernel.
+
+Without QEMU, virtme-ng or the cached kernels these tests skip and say how
+to get them; with CI=true they fail.  Under TCG a guest keeps one host core
+busy, so ``VFIO_HIL_LAB_JOBS`` guests (default: one per core) run at once,
+the long ones first; each test waits for its own guest.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +48,8 @@ SCENARIOS = TESTS.parent / "scenarios"
 SUITE = Path(vfio_hil.suite.__file__).resolve().parent
 GUEST_TIMEOUT_S = 1800.0  # the ci fuzz profile on two devices: ~15 min under TCG
 FUZZ = GUEST_TESTS / "test_fuzz_guest.py"
+IN_GUEST_FUZZ_KERNEL = "6.12"
+IN_GUEST_FUZZ_EXAMPLES = "60"  # a check that both paths agree, not a second campaign
 PARTS = ("fuzz", "checks")  # submitted in this order: the long one first
 JOBS = int(os.environ.get("VFIO_HIL_LAB_JOBS", str(os.cpu_count() or 1)))
 # Each guest ends by GUEST_TIMEOUT_S; a test may wait for the guests ahead of it.
@@ -77,13 +85,12 @@ def _find(spec: str) -> Any:
     return hits[-1] if hits else None
 
 
-def _command(part: str) -> list[str]:
+def _checks_command(spec: str) -> list[str]:
     pytest_args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    pytest_args += ["-o", "addopts="]
-    if part == "fuzz":
-        return [*pytest_args, "-s", str(FUZZ)]  # -s: examples and steps per second
+    pytest_args += ["-o", "addopts=", "-s"]  # -s: the in-guest fuzz's steps per second
     paths = [str(p) for p in (GUEST_TESTS, SUITE, DOC_EXAMPLES, SCENARIOS)]
-    return [*pytest_args, f"--ignore={FUZZ}", *paths]
+    ignore = [] if spec == IN_GUEST_FUZZ_KERNEL else [f"--ignore={FUZZ}"]
+    return [*pytest_args, *ignore, *paths]
 
 
 class _Prefixed:
@@ -101,16 +108,55 @@ class _Prefixed:
         self.out.flush()
 
 
+@dataclass
+class _HostFuzz:
+    """``vfio-hil fuzz --lab K`` as a child process: its verdict and output."""
+
+    summary: str
+    ok: bool
+    output: str
+
+
+_CHILDREN: set[subprocess.Popen[str]] = set()
+
+
+def _host_fuzz(spec: str, results: Path) -> _HostFuzz:
+    # A child process: hypothesis is not made to run two engines in one process.
+    argv = [sys.executable, "-m", "vfio_hil", "fuzz", "--lab", spec, "--profile", "ci"]
+    argv += ["--out", str(results / "counterexamples"), "--timeout", f"{GUEST_TIMEOUT_S:.0f}"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=TESTS.parent
+    )
+    _CHILDREN.add(proc)
+    out = _Prefixed(f"{spec} fuzz", sys.stderr)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if not line.startswith("["):  # the guest's own console stays in its log
+            out.write(line)
+            out.flush()
+    code = proc.wait()
+    _CHILDREN.discard(proc)
+    tail = "".join(lines[-60:])
+    return _HostFuzz(f"vfio-hil fuzz --lab {spec}: exit {code}", code == 0, tail)
+
+
 def _run(spec: str, part: str, results: Path) -> Any:
     from vfio_hil._lab.run import run_lab
 
+    if part == "fuzz":
+        return _host_fuzz(spec, results)
     (result,) = run_lab(
         [_find(spec)],
-        _command(part),
+        _checks_command(spec),
         timeout=GUEST_TIMEOUT_S,
         results_dir=results,
         echo=_Prefixed(f"{spec} {part}", sys.stderr),  # type: ignore[arg-type]
-        env={"VFIO_HIL_DIFF_SEEDS": os.environ.get("VFIO_HIL_DIFF_SEEDS", "20")},
+        env={
+            "VFIO_HIL_DIFF_SEEDS": os.environ.get("VFIO_HIL_DIFF_SEEDS", "20"),
+            "VFIO_HIL_FUZZ_EXAMPLES": IN_GUEST_FUZZ_EXAMPLES,
+        },
     )
     return result
 
@@ -143,6 +189,8 @@ def lab_runs(
     finally:  # interrupted or done: no guest outlives the session
         pool.shutdown(wait=False, cancel_futures=True)
         stop_all_guests()
+        for child in list(_CHILDREN):  # SIGTERM: it kills its own guest
+            child.terminate()
         pool.shutdown(wait=True)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -162,6 +210,9 @@ def test_kernel_agrees_with_the_model_and_passes_the_suite(
     if missing is not None:
         _unavailable(missing)
     result = lab_runs[(spec, part)].result()
+    if isinstance(result, _HostFuzz):
+        assert result.ok, f"{result.summary}\n{result.output}"
+        return
     output = result.results_dir / "output.log"
     tail = output.read_text()[-6000:] if output.exists() else "(no output)"
     assert result.ok, f"{result.summary()}\n{result.error or ''}\n{tail}"

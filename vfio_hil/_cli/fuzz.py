@@ -2,21 +2,26 @@
 
     vfio-hil fuzz (--device ADDR | --sim PRESET[:VECTORS][@KERNEL] | --lab KERNEL
                    | --devices-from-env) [--profile ci|dev|fuzz] [--max-examples N]
-                  [--seed N] [--out DIR] [--timeout S]
+                  [--seed N] [--out DIR] [--timeout S] [--in-guest]
 
 ``--seed N``: the examples are a function of N (default: 0 for ``ci``, random
 for ``dev`` and ``fuzz``); with a seed no example database is used.  A run of
 more than ``CHUNK_EXAMPLES`` (1000) examples runs hypothesis' engine in chunks
 (``vfio_hil._fuzz.campaign``), so a long run stays in bounded memory.
 
-``--lab`` runs ``python -m vfio_hil fuzz --devices-from-env`` inside the guest.
-Exit status: 0 agreement, 1 a disagreement, 2 usage or setup error, 130
-interrupted (Ctrl-C; the statistics so far are printed).
+``--lab`` boots the kernel with its device agent and fuzzes here: hypothesis,
+the model and the comparison run on the host at native speed, and only each
+step's ioctls, writes and counter reads run in the guest (``vfio_hil._agent``).
+With ``--in-guest`` the whole fuzzer runs in the guest instead
+(``python -m vfio_hil fuzz --devices-from-env``), as before the agent.
+Exit status: 0 agreement, 1 a disagreement, 2 usage or setup error, 3 the
+guest failed, 130 interrupted (Ctrl-C; the statistics so far are printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +34,8 @@ from vfio_hil._exit import Exit
 
 if TYPE_CHECKING:
     from hypothesis import settings
+
+    from vfio_hil._lab.agent import LabAgent
 
 __all__ = ["LAB_TIMEOUT_S", "add_parser"]
 
@@ -60,6 +67,12 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="draw the examples from seed N (default: 0 for ci, random for dev and fuzz)",
     )
+    parser.add_argument(
+        "--in-guest",
+        action="store_true",
+        help="--lab: run hypothesis and the model inside the guest too (default: here, "
+        "with only the devices in the guest, behind its agent)",
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="where counterexamples go")
     parser.add_argument(
         "--timeout",
@@ -78,6 +91,7 @@ def _fuzz_one(
     out: Path | None,
     seed: int | None = None,
 ) -> int:
+    from vfio_hil._errors import VfioHilError
     from vfio_hil._fuzz.campaign import run_campaign
     from vfio_hil.stateful import Divergence, FuzzStats, make_machine
 
@@ -99,7 +113,14 @@ def _fuzz_one(
     except KeyboardInterrupt:
         code, verdict = Exit.INTERRUPTED, "interrupted"
     finally:
-        machine.close_device()
+        in_flight = sys.exc_info()[0] is not None
+        try:
+            machine.close_device()
+        except VfioHilError:
+            # An agent that is gone cannot be cleaned (it cleans up as it exits);
+            # that must not hide the interrupt or the finding that came first.
+            if code == Exit.OK and not in_flight:
+                raise
     stats = machine.stats()
     report(stats, verdict)
     for path in stats.counterexamples:
@@ -120,16 +141,16 @@ def _fuzz(args: argparse.Namespace) -> int:
             "--timeout limits a lab guest; on a device or a simulation it would do nothing",
             "give it with --lab, or stop a long run with Ctrl-C (the statistics are printed)",
         )
+    if args.in_guest and not args.lab:
+        raise VfioHilError("--in-guest says where a --lab run fuzzes", "give it with --lab")
+    if args.lab and not args.in_guest:
+        return _fuzz_on_agents(args)
     if args.lab:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
         inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
         inner += ["--seed", str(args.seed)] if args.seed is not None else []
         return in_lab(args.lab, inner, timeout=args.timeout or LAB_TIMEOUT_S)
-    from hypothesis import settings
-
-    from vfio_hil._errors import VfioHilError
-    from vfio_hil._fuzz.profiles import fuzz_settings
     from vfio_hil._targets import env_list, parse_target
 
     specs = [f"sim:{args.sim.removeprefix('sim:')}"] if args.sim else list(args.device or [])
@@ -138,12 +159,40 @@ def _fuzz(args: argparse.Namespace) -> int:
         if not specs:
             raise VfioHilError("VFIO_HIL_DEVICES names no device", "set it, or use --device")
     targets = [parse_target(spec) for spec in specs]  # every spec checked before any run
-    chosen = fuzz_settings(args.profile)
-    if args.max_examples:
-        chosen = settings(chosen, max_examples=args.max_examples)
+    chosen = _settings(args)
     codes: list[int] = []
     for target in targets:
         codes.append(_fuzz_one(target.spec, target.open, chosen, args.out, args.seed))
         if codes[-1] == Exit.INTERRUPTED:
             break
     return max(codes, default=Exit.OK)
+
+
+def _settings(args: argparse.Namespace) -> settings:
+    from hypothesis import settings
+
+    from vfio_hil._fuzz.profiles import fuzz_settings
+
+    chosen = fuzz_settings(args.profile)
+    if args.max_examples:
+        chosen = settings(chosen, max_examples=args.max_examples)
+    return chosen
+
+
+def _fuzz_on_agents(args: argparse.Namespace) -> int:
+    """Hypothesis and the model here, the devices in the guest (its agent)."""
+    from vfio_hil._cli.lab import on_agents
+
+    chosen = _settings(args)
+
+    def fuzz_guest(lab: LabAgent) -> int:
+        codes: list[int] = []
+        for address in lab.devices:
+            label = f"lab {lab.kernel.name} {address}"
+            opener = functools.partial(lab.channel.open, address)
+            codes.append(_fuzz_one(label, opener, chosen, args.out, args.seed))
+            if codes[-1] == Exit.INTERRUPTED:
+                break
+        return max(codes, default=Exit.OK)
+
+    return on_agents([args.lab], fuzz_guest, args.timeout or LAB_TIMEOUT_S)

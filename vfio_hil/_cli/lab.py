@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfio_hil._cli.common import guest_memory, positive, seconds
 from vfio_hil._exit import Exit
+
+if TYPE_CHECKING:
+    from vfio_hil._lab.agent import LabAgent
 
 __all__ = ["add_parser", "env_pairs", "run_guarded"]
 
@@ -111,7 +114,8 @@ def _lab_errors(handler: Any) -> Any:
     return call
 
 
-def _kernels(specs: Sequence[str] | None, refresh: bool = False) -> list[Any]:
+def resolve_kernels(specs: Sequence[str] | None, refresh: bool = False) -> list[Any]:
+    """The lab kernels these specs name (default: all), fetched if not cached."""
     from vfio_hil._lab.kernels import parse_specs, resolve
 
     return [resolve(spec, refresh=refresh) for spec in parse_specs(specs or ["all"])]
@@ -130,6 +134,32 @@ def env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
+def on_agents(kernel_specs: Sequence[str], work: Callable[[LabAgent], int], timeout: float) -> int:
+    """Boot each kernel in turn with its device agent and run ``work`` on the
+    host against it; an ``Exit`` (a guest that failed under it wins)."""
+    from vfio_hil._lab._util import LabError
+    from vfio_hil._lab.agent import lab_agent
+
+    codes: list[int] = []
+    try:
+        for kernel in resolve_kernels(kernel_specs):
+            with lab_agent(kernel, timeout=timeout) as lab:
+                codes.append(work(lab))
+            if lab.result is not None and lab.result.guest_failed:
+                for finding in lab.result.findings:
+                    print(f"vfio-hil lab: {kernel.name}: {finding.summary()}", file=sys.stderr)
+                codes.append(Exit.GUEST_FAILED)
+            if Exit.INTERRUPTED in codes:
+                break
+    except KeyboardInterrupt:
+        print("vfio-hil lab: stopped; no guest is left running", file=sys.stderr)
+        return Exit.INTERRUPTED
+    except LabError as exc:
+        print(f"vfio-hil lab: error: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    return max(codes, default=Exit.OK)
+
+
 def run_guarded(kernel_specs: Sequence[str] | None, command: Sequence[str], **options: Any) -> int:
     """``run_lab`` on these kernels; an ``Exit``.
 
@@ -141,7 +171,7 @@ def run_guarded(kernel_specs: Sequence[str] | None, command: Sequence[str], **op
     from vfio_hil._lab.run import run_lab
 
     try:
-        results = run_lab(_kernels(kernel_specs), command, **options)
+        results = run_lab(resolve_kernels(kernel_specs), command, **options)
     except KeyboardInterrupt:
         print("vfio-hil lab: stopped; no guest is left running", file=sys.stderr)
         return Exit.INTERRUPTED
@@ -170,13 +200,13 @@ def _run(args: argparse.Namespace) -> int:
         "env": env_pairs(args.env),
     }
     if args.show_command:
-        print(show_commands(_kernels(args.kernel), command, **options))
+        print(show_commands(resolve_kernels(args.kernel), command, **options))
         return Exit.OK
     return run_guarded(args.kernel, command, verbose=args.verbose, **options)
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    for k in _kernels(args.kernel, refresh=args.refresh):
+    for k in resolve_kernels(args.kernel, refresh=args.refresh):
         print(f"{k.name}: {k.release} (upstream {k.upstream}, {k.source}) {k.vmlinuz}")
     return Exit.OK
 

@@ -16,7 +16,7 @@ from vfio_hil._diff.cases import (
     matrix_cases,
     random_sequence,
 )
-from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, twin_of
+from vfio_hil._lockstep import Disagreement, Lockstep, Side, Timing, irq_counts, side_of, twin_of
 from vfio_hil._lockstep.steps import Reopen, Step
 from vfio_hil._lockstep.timing import SETTLE_S
 from vfio_hil._model import KernelOops, KernelProfile
@@ -72,7 +72,9 @@ def run_differential(
     twin = twin_factory(device) if twin_factory else twin_of(device, profile)
     counts = irq_counts(device)
     report = DiffReport(device.name, twin.profile.name)
-    run = Lockstep(Side(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s))
+    run = Lockstep(
+        side_of(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s)
+    )
     stimulus = device.stimulus is not None
     matrix_part = [*matrix_cases(counts), *config_cases(counts, stimulus)] if matrix else []
     # One generator per seed, drawn as it is played: memory stays flat

@@ -41,8 +41,10 @@ from vfio_hil._lockstep import (
     Timing,
     WriteEventfd,
     irq_counts,
+    side_of,
     twin_of,
 )
+from vfio_hil._lockstep.timing import FUZZ
 from vfio_hil._model import KernelProfile
 from vfio_hil._sim.device import SimDevice
 from vfio_hil.strategies import requests
@@ -168,9 +170,9 @@ class MachineContext:
         self.counts = irq_counts(device)
         self.facts = DeviceFacts.of(device, device.kernel, self.counts)
         self._strategies()
-        timing = Timing() if self.settle_s is None else Timing(settle_s=self.settle_s)
+        timing = FUZZ if self.settle_s is None else Timing(settle_s=self.settle_s)
         return Lockstep(
-            Side(device, SLOTS, reopen=self.reopen),
+            side_of(device, SLOTS, reopen=self.reopen),
             Side(twin, SLOTS),
             timing,
         )

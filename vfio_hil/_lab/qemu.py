@@ -109,6 +109,23 @@ HOST_SHARE_ARGS = (
 )
 
 
+# The device agent's channel (vfio_hil._lab.agent): a virtio-serial port
+# whose host end is a unix socket QEMU listens on.
+AGENT_PORT = "vfio_hil.agent"
+
+
+def agent_port_args(socket_path: Path) -> list[str]:
+    """QEMU options for the agent's port; wait=off: QEMU starts without a client."""
+    return [
+        "-chardev",
+        f"socket,id=vh_agent,path={socket_path},server=on,wait=off",
+        "-device",
+        "virtio-serial-pci,id=vh_agent_bus",
+        "-device",
+        f"virtserialport,bus=vh_agent_bus.0,chardev=vh_agent,name={AGENT_PORT}",
+    ]
+
+
 def get_preset(name: str) -> DevicePreset:
     """The preset called ``name`` or a ``LabError`` listing the known ones."""
     try:
@@ -181,6 +198,7 @@ def build_virtme_argv(
     memory: str = "2G",
     cpus: int = 2,
     kernel_args: Sequence[str] = KERNEL_ARGS,
+    extra_qemu_args: Sequence[str] = (),
 ) -> list[str]:
     """The full ``virtme-run`` argv for one guest (pure: touches nothing).
 
@@ -213,6 +231,7 @@ def build_virtme_argv(
         argv += ["-a", karg]
     argv += ["--script-sh", f"exec /bin/sh {guest_script}"]
     argv += ["--qemu-opts", *machine_args(accel), *HOST_SHARE_ARGS, *preset.qemu_args]
+    argv += extra_qemu_args
     return argv
 
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -159,7 +159,13 @@ def guest_script(
 
 
 def _argv(
-    kernel: Kernel, accel: Accel, preset: DevicePreset, kdir: Path, memory: str, cpus: int
+    kernel: Kernel,
+    accel: Accel,
+    preset: DevicePreset,
+    kdir: Path,
+    memory: str,
+    cpus: int,
+    extra_qemu_args: Sequence[str] = (),
 ) -> list[str]:
     return build_virtme_argv(
         virtme_run=find_virtme_run(),
@@ -172,6 +178,7 @@ def _argv(
         cwd=Path.cwd(),
         memory=memory,
         cpus=cpus,
+        extra_qemu_args=extra_qemu_args,
     )
 
 
@@ -266,8 +273,13 @@ def run_one(
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
     echo: IO[str] | None = None,
+    extra_qemu_args: Sequence[str] = (),
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> LabResult:
-    """Boot ``kernel``, run ``command`` in it and return the judged result."""
+    """Boot ``kernel``, run ``command`` in it and return the judged result.
+
+    ``on_start`` is given the guest's process (virtme-run, whose group holds
+    QEMU) as soon as it runs, for a caller in another thread to kill."""
     kdir = results_root / kernel.release
     kdir.mkdir(parents=True, exist_ok=True)
     for name in _RESULT_FILES:
@@ -275,7 +287,7 @@ def run_one(
     t0 = time.monotonic()
     deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
     (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
-    argv = _argv(kernel, accel, preset, kdir, memory, cpus)
+    argv = _argv(kernel, accel, preset, kdir, memory, cpus, extra_qemu_args)
     (kdir / "virtme-run.argv").write_text(shlex.join(argv) + "\n")
     result = LabResult(kernel, accel, list(command), kdir)
     scanner = ConsoleScanner()
@@ -295,6 +307,8 @@ def run_one(
     try:  # at once: an interrupt before the try would leave the guest running
         with _RUNNING_LOCK:
             _RUNNING.add(proc)
+        if on_start is not None:
+            on_start(proc)
         reader = _Reader(proc.stdout, kdir / "console.log", scanner, t0, echo, verbose, kernel.name)
         reader.start()
         proc.wait(timeout=timeout)

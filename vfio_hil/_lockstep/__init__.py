@@ -13,6 +13,7 @@ from vfio_hil._lockstep.engine import (
     Played,
     Side,
     closed_fd_number,
+    side_of,
 )
 from vfio_hil._lockstep.steps import (
     COMMAND_STEPS,
@@ -61,5 +62,6 @@ __all__ = [
     "function_of",
     "irq_counts",
     "late_steps",
+    "side_of",
     "twin_of",
 ]

@@ -11,8 +11,9 @@ import errno as _errno
 import os
 import struct
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 from vfio_hil import _uapi as u
 from vfio_hil._device import Device
@@ -35,7 +36,7 @@ from vfio_hil._lockstep.steps import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._lockstep.timing import LateSignals, Timing
+from vfio_hil._lockstep.timing import SETTLE_S, LateSignals, Timing
 
 __all__ = [
     "Disagreement",
@@ -45,6 +46,7 @@ __all__ = [
     "Side",
     "closed_fd_number",
     "describe_info",
+    "side_of",
 ]
 
 _CONFIG = u.VFIO_PCI_CONFIG_REGION_INDEX
@@ -194,6 +196,20 @@ class Side:
         dev.write_region(_CONFIG, PCI_COMMAND, _U16.pack(cmd))
         return 0
 
+    def observe(
+        self, step: Step, late: bool, expected: Sequence[int], timing: Timing
+    ) -> Observation:
+        """Play ``step`` and observe it: result, counters (waited for as
+        ``timing`` says when the step was ``late`` and the device may still
+        signal), GET_IRQ_INFO's answer and PCI_COMMAND.  One call, so that a
+        side whose device is elsewhere (``RemoteSide``) takes one round trip."""
+        result, info = self.call(step)
+        command = self.command(step)
+        late = not self.device.quiesce() and late
+        got = timing.read(self.read, expected, late)
+        self.after_read(step)
+        return Observation(result, tuple(got), info, command)
+
     def read(self) -> list[int]:
         """Every slot's counter (reading drains it)."""
         return [e.read() for e in self.eventfds]
@@ -208,6 +224,22 @@ class Side:
         for efd in self.eventfds:
             efd.close()
         os.close(self._not_eventfd)
+
+
+@runtime_checkable
+class PlaysSides(Protocol):
+    """A device whose steps are played where it is (``RemoteDevice``)."""
+
+    def side(self, slots: int) -> Side: ...
+
+
+def side_of(device: Device, slots: int, reopen: Callable[[Device], Device] | None = None) -> Side:
+    """The ``Side`` that plays steps on ``device``: here, or where the device is."""
+    if isinstance(device, PlaysSides):
+        if reopen is not None:
+            raise ValueError(f"{device.name}: a remote device reopens itself; pass no reopen")
+        return device.side(slots)
+    return Side(device, slots, reopen=reopen)
 
 
 class Lockstep:
@@ -232,23 +264,28 @@ class Lockstep:
         self.model.device.quiesce()
         return kernel_done
 
-    def step(self, step: Step) -> tuple[Played, Disagreement | None]:
-        """Play ``step`` on both sides: what the kernel side did, and any disagreement."""
+    def step(self, step: Step, settle: bool = False) -> tuple[Played, Disagreement | None]:
+        """Play ``step`` on both sides: what the kernel side did, and any disagreement.
+
+        ``settle``: wait at least ``SETTLE_S`` before reading, whatever the
+        step, so that anything still in flight from earlier steps is counted
+        here (the end of a fuzzer example, whose timing does not settle)."""
         self.steps += 1
         # The model answers first: a step it says would oops the kernel
-        # (KernelOops) raises here, before the kernel side is sent it.
+        # (KernelOops) raises here, before the kernel side is sent it; and
+        # its counts are what the kernel side is waited for.
         m_result, m_info = self.model.call(step)
-        k_result, k_info = self.kernel.call(step)
-        k_command, m_command = self.kernel.command(step), self.model.command(step)
+        m_command = self.model.command(step)
         late = self.late.after(step)
-        late = not self._settled() and late
+        self.model.device.quiesce()  # a simulated side's unmask-eventfd thread catches up
         expected = self.model.read()
-        # Loopback signals are synchronous; only late paths get time to converge.
-        got = self.timing.read(self.kernel.read, expected, late)
-        self.kernel.after_read(step)
         self.model.after_read(step)
-        kernel = Observation(k_result, tuple(got), k_info, k_command)
         model = Observation(m_result, tuple(expected), m_info, m_command)
+        # Loopback signals are synchronous; only late paths get time to converge.
+        timing = self.timing
+        if settle:
+            late, timing = True, replace(timing, settle_s=max(timing.settle_s, SETTLE_S))
+        kernel = self.kernel.observe(step, late, expected, timing)
         played = Played(step, kernel)
         return played, None if kernel == model else Disagreement(self.steps, step, kernel, model)
 
@@ -267,7 +304,9 @@ class Lockstep:
             if command is not None:
                 side.play(SetCommand(command))
         if not self._settled() and self.late.raised:
-            time.sleep(self.timing.settle_s)  # a late signal is dropped below, not counted
+            # A late signal is dropped below, not counted in the next step
+            # (at least SETTLE_S: the fuzzer's own timing does not settle).
+            time.sleep(max(self.timing.settle_s, SETTLE_S))
         self.late.raised = False
         self.kernel.read()
         self.model.read()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vfio_hil._device import Device, close_clean
-from vfio_hil._lockstep import LateSignals, Side
+from vfio_hil._lockstep import LateSignals, Side, side_of
 from vfio_hil._lockstep.timing import REPLAY
 from vfio_hil._model import KernelOops, KernelProfile
 from vfio_hil._scenario.expect import Expect
@@ -83,7 +83,7 @@ def play_scenario(
     cleared, the eventfds closed and the device closed.
     """
     profile = profile or device.kernel
-    side = Side(device, scenario.eventfds)
+    side = side_of(device, scenario.eventfds)
     late = LateSignals()
     try:
         for step in scenario.steps:
@@ -91,15 +91,12 @@ def play_scenario(
             expected = step.expect.select(profile)
             want = expected.counters(scenario.eventfds)
             try:
-                result, info = side.call(step.op)
+                seen = side.observe(step.op, late.after(step.op), want, REPLAY)
             except KernelOops as oops:
                 raise StepWouldOops(step, oops) from None
-            command = side.command(step.op) if expected.command is not None else None
-            is_late = late.after(step.op) and not side.device.quiesce()
-            counters = tuple(REPLAY.read(side.read, want, is_late))
-            side.after_read(step.op)
-            info = info if expected.info is not None else None
-            observed = Observed(result, counters, command, info)
+            command = seen.command if expected.command is not None else None
+            info = seen.info if expected.info is not None else None
+            observed = Observed(seen.result, seen.counters, command, info)
             if observed != _wanted(expected, scenario.eventfds):
                 raise ExpectationError(step, expected, observed)
     finally:

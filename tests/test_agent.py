@@ -1,0 +1,216 @@
+"""The device agent: a device driven from another process sees the same steps.
+
+The agent runs as a child process here (``vfio-hil agent`` over its
+stdin/stdout, as under SSH) serving simulated devices; the lab's tests run
+it in a guest against the real vfio-pci.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from vfio_hil import IrqSet
+from vfio_hil._agent import AgentChannel, AgentError, RemoteDevice, spawn_agent
+from vfio_hil._agent.spawn import local_agent_argv
+from vfio_hil._agent.wire import decode_step, encode, encode_step, parse
+from vfio_hil._diff.check import run_differential
+from vfio_hil._errors import VfioError
+from vfio_hil._fuzz.mutants import MUTANTS
+from vfio_hil._lockstep import (
+    BarWrite,
+    Clear,
+    GetIrqInfo,
+    PendEventfd,
+    Raise,
+    Reopen,
+    Reset,
+    SetCommand,
+    SetDisIntx,
+    SetIrqs,
+    WriteEventfd,
+    function_of,
+    side_of,
+    twin_of,
+)
+from vfio_hil._targets import parse_target
+from vfio_hil.stateful import Divergence, make_machine
+
+EVERY_STEP_KIND = [
+    SetIrqs(0x24, 2, 0, 3, fds=("e1", -1, "closed", "notfd", 7), argsz=40),
+    SetIrqs(0x22, 0, 0, 1, bools=b"\x01\xff"),
+    SetIrqs(0x21, 1, 0, 0),
+    Raise(5),
+    Clear(),
+    Reset(),
+    Reopen(),
+    WriteEventfd(3),
+    PendEventfd(2),
+    SetDisIntx(True),
+    GetIrqInfo(4),
+    SetCommand(0x0507),
+    BarWrite(0x60, 0xFFFFFFFF),
+]
+
+
+@pytest.mark.parametrize("step", EVERY_STEP_KIND, ids=repr)
+def test_every_step_kind_crosses_the_wire_unchanged(step: object) -> None:
+    # encode -> bytes -> parse -> decode: what the agent plays is what was sent.
+    assert decode_step(parse(encode({"step": encode_step(step)}))["step"]) == step  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def agent() -> Iterator[AgentChannel]:
+    channel = spawn_agent(local_agent_argv(), "test agent")
+    try:
+        yield channel
+    finally:
+        channel.close()
+
+
+def test_a_remote_device_tells_what_the_device_tells(agent: AgentChannel) -> None:
+    remote = agent.open("sim:virtio_msix@7.3")
+    local = parse_target("sim:virtio_msix@7.3").open()
+    try:
+        assert remote.kernel == local.kernel
+        assert remote.platform == local.platform
+        assert remote.info() == local.info()
+        assert function_of(remote) == function_of(local)
+        assert twin_of(remote).function == twin_of(local).function
+        assert (remote.stimulus is None) == (local.stimulus is None)
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_the_differential_check_over_the_agent_matches_the_one_in_process(
+    agent: AgentChannel,
+) -> None:
+    for spec in ("sim:edu", "sim:virtio_msix@6.1"):
+        remote = run_differential(lambda spec=spec: agent.open(spec), seeds=range(4))  # type: ignore[misc]
+        here = run_differential(parse_target(spec).open, seeds=range(4))
+        assert remote.disagreements == [] == here.disagreements
+        assert (remote.cases, remote.steps) == (here.cases, here.steps)
+
+
+def test_the_fuzzer_over_the_agent_finds_a_mutant(agent: AgentChannel) -> None:
+    # The device in the agent is the reference; the model side here is a
+    # mutant: a disagreement must surface through the wire.
+    mutant = next(m for m in MUTANTS if m.name == "range-off-by-one")
+    machine = make_machine(
+        lambda: agent.open("sim:virtio_msix:8@6.12"),
+        twin_factory=lambda dev: twin_of(dev, model=mutant.model),
+        export=False,
+        seed=1,
+    )
+    from hypothesis import settings
+
+    try:
+        with pytest.raises(Divergence):
+            machine.run(settings(max_examples=300, stateful_step_count=20, database=None))
+    finally:
+        machine.close_device()
+
+
+def test_an_ioctl_error_keeps_its_errno_across_the_wire(agent: AgentChannel) -> None:
+    device = agent.open("sim:edu")
+    try:
+        with pytest.raises(VfioError) as caught:
+            device.set_irqs(IrqSet.trigger("MSIX", 0, 1))  # edu has no MSI-X
+        assert caught.value.errno == errno.EINVAL
+        with pytest.raises(VfioError) as caught:
+            device.irq_info(9)
+        assert caught.value.errno == errno.EINVAL
+        assert device.irq_info(0).count == 1  # and the agent goes on
+    finally:
+        device.close()
+
+
+def test_a_side_in_the_agent_counts_loopback_signals(agent: AgentChannel) -> None:
+    device = agent.open("sim:edu")
+    side = side_of(device, 2)
+    try:
+        assert side.play(SetIrqs(0x24, 0, 0, 1, fds=("e1",))) == 0  # INTx trigger e1
+        assert side.play(SetIrqs(0x21, 0, 0, 1)) == 0  # loopback: signals e1
+        assert side.read() == [0, 1]
+    finally:
+        side.close()
+        device.close()
+
+
+def test_an_unknown_operation_is_an_error_naming_it_and_the_agent_goes_on(
+    agent: AgentChannel,
+) -> None:
+    with pytest.raises(AgentError, match="unknown operation 'frobnicate'"):
+        agent.call("frobnicate")
+    assert agent.call("hello")["protocol"] == 1
+
+
+def test_a_silent_agent_is_an_error_within_the_timeout() -> None:
+    host_r, agent_w = os.pipe()
+    agent_r, host_w = os.pipe()
+    channel = AgentChannel(host_r, host_w, "silent agent")
+    try:
+        started = time.monotonic()
+        with pytest.raises(AgentError, match="no answer to hello within"):
+            channel.call("hello", timeout=0.3)
+        assert time.monotonic() - started < 5
+        assert channel.closed  # a lost answer: the stream cannot line up again
+    finally:
+        channel.close()
+        os.close(agent_w)
+        os.close(agent_r)
+
+
+def test_a_device_of_a_closed_agent_says_so(agent: AgentChannel) -> None:
+    device: RemoteDevice = agent.open("sim:edu")
+    agent.close()
+    with pytest.raises(AgentError, match="closed"):
+        device.irq_info(0)
+    device.close()  # closing what is gone is not an error
+
+
+HOST = """
+import sys
+from vfio_hil._agent import spawn_agent
+from vfio_hil._agent.spawn import local_agent_argv
+channel = spawn_agent(local_agent_argv(), "agent")
+print(channel.call("hello")["pid"], flush=True)
+channel.open("sim:edu")
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "closed"])
+def test_the_agent_exits_when_its_host_dies_or_closes(how: str) -> None:
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert host.stdout is not None
+    assert host.stdin is not None
+    pid = int(host.stdout.readline())
+    if how == "SIGKILL":
+        host.send_signal(signal.SIGKILL)
+    else:
+        host.stdin.close()  # the host ends normally: its channel closes
+    host.wait(timeout=20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as f:  # a zombie of init's is gone too
+            if f.read().split()[2] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"the agent (pid {pid}) outlived its host by 20 s")
