@@ -10,7 +10,7 @@ import enum
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from vfio_hil import _uapi as u
 from vfio_hil._uapi import IrqSetFlag
@@ -22,6 +22,7 @@ _U32 = 0xFFFFFFFF
 _S32_MIN, _S32_MAX = -(2**31), 2**31 - 1
 _MAX_SUBINDEXES = 2048  # the largest MSI-X table
 _DATA_SIZE = {u.VFIO_IRQ_SET_DATA_BOOL: 1, u.VFIO_IRQ_SET_DATA_EVENTFD: 4}
+_T = TypeVar("_T")
 
 
 class IrqIndex(enum.IntEnum):
@@ -81,6 +82,31 @@ def _field(name: str, value: object, low: int, high: int, *, allow_bool: bool = 
     return number
 
 
+def _integer(name: str, value: object) -> int:
+    """``value`` as an int of any size (``_field``'s type check alone, for a
+    number whose range its caller checks in its own words)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool, else an error naming the field: ``"false"``
+    (a str) and ``2`` are true, so anything but a bool is refused, not read."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _numbered(name: str, values: Iterable[_T], what: str) -> enumerate[_T]:
+    """``enumerate(values)``, else a TypeError naming the parameter and what it takes
+    (no copy: the hot path's builders pay one call)."""
+    try:
+        return enumerate(values)
+    except TypeError:  # not iterable (5, None): raised here, before any item is read
+        raise TypeError(f"{name} must be {what}, not {type(values).__name__} {values!r}") from None
+
+
 def irq_index(index: object) -> int:
     """An index given as ``IrqIndex``, its number or its name (any case)."""
     if isinstance(index, str):
@@ -99,12 +125,16 @@ def _fd_of(name: str, fd: FdLike) -> int:
     return _field(name, getattr(fd, "fd", fd), _S32_MIN, _S32_MAX)
 
 
+_BYTES_OR_SEQUENCE = "bytes or a sequence of 0..255"
+
+
 def _payload(data: bytes | Iterable[int]) -> bytes:
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
     if isinstance(data, str | int):  # bytes(5) would be five zeros
-        raise TypeError(f"data must be bytes or a sequence of 0..255, not {type(data).__name__}")
-    return bytes(_field(f"data[{i}]", b, 0, 0xFF) for i, b in enumerate(data))
+        raise TypeError(f"data must be {_BYTES_OR_SEQUENCE}, not {type(data).__name__} {data!r}")
+    items = _numbered("data", data, _BYTES_OR_SEQUENCE)
+    return bytes(_field(f"data[{i}]", b, 0, 0xFF) for i, b in items)
 
 
 def _index_name(index: int) -> str:
@@ -206,7 +236,8 @@ class IrqSet:
     @classmethod
     def eventfds(cls, index: int | str, start: int, fds: Iterable[FdLike]) -> IrqSet:
         """ACTION_TRIGGER|DATA_EVENTFD: assign (fd >= 0) or de-assign (-1) triggers."""
-        numbers = [_fd_of(f"fds[{i}]", fd) for i, fd in enumerate(fds)]
+        items = _numbered("fds", fds, "a sequence of EventFds or fd numbers")
+        numbers = [_fd_of(f"fds[{i}]", fd) for i, fd in items]
         data = struct.pack(f"<{len(numbers)}i", *numbers)
         return cls.raw(_TRIGGER | _EVENTFD, index, start, len(numbers), data)
 
@@ -250,9 +281,8 @@ class IrqSet:
     def _bools(
         cls, action: int, index: int | str, start: int, bools: Iterable[bool | int]
     ) -> IrqSet:
-        data = bytes(
-            _field(f"bools[{i}]", b, 0, 0xFF, allow_bool=True) for i, b in enumerate(bools)
-        )
+        items = _numbered("bools", bools, "a sequence of bools or 0..255")
+        data = bytes(_field(f"bools[{i}]", b, 0, 0xFF, allow_bool=True) for i, b in items)
         return cls.raw(action | _BOOL, index, start, len(data), data)
 
     # --- views --------------------------------------------------------------
