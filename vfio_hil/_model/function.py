@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vfio_hil._irq import _flag, _integer
+
 __all__ = ["COMMAND_AT_OPEN", "PciFunction"]
 
 COMMAND_AT_OPEN = 0x0103  # I/O | memory | SERR: what the lab's devices show at open
@@ -51,6 +53,12 @@ class PciFunction:
     command_at_open: int = COMMAND_AT_OPEN
 
     def __post_init__(self) -> None:
+        # Types first: "false" is a true pcie and 8.5 vectors a count no
+        # GET_IRQ_INFO reports; then each field's range.
+        for name in _FLAGS:
+            _flag(name, getattr(self, name))
+        for name in _NUMBERS:
+            _integer(name, getattr(self, name))
         if self.msi_vectors not in _MSI_SIZES:
             raise ValueError(
                 f"msi_vectors={self.msi_vectors}: an MSI capability has 1, 2, 4, 8, 16 "
@@ -65,3 +73,7 @@ class PciFunction:
             )
         if self.host_vectors < 0:
             raise ValueError(f"host_vectors={self.host_vectors} must not be negative")
+
+
+_FLAGS = ("intx_pin", "pcie", "pci_2_3", "dyn_msix", "can_reset", "intx_level_at_enable")
+_NUMBERS = ("msi_vectors", "msix_vectors", "host_vectors", "command_at_open")

@@ -19,7 +19,7 @@ from vfio_hil._hw import (
     EDU_DEVICE,
     EDU_VENDOR,
 )
-from vfio_hil._irq import IrqInfo, IrqSet
+from vfio_hil._irq import _U32, IrqInfo, IrqSet, _field, _flag, _integer
 from vfio_hil._model import KernelProfile, PciFunction, VfioPciModel, kernel_profile
 from vfio_hil._model.profile import DEFAULT_KERNEL
 from vfio_hil._model.state import IrqState
@@ -34,14 +34,59 @@ _REGION_SHIFT = 40  # vfio-pci's VFIO_PCI_INDEX_TO_OFFSET
 _RW = u.VFIO_REGION_INFO_FLAG_READ | u.VFIO_REGION_INFO_FLAG_WRITE
 VIRTIO_VENDOR = 0x1AF4
 VIRTIO_RNG_DEVICE = 0x1044
+_HARDWARE = tuple(f.name for f in dataclasses.fields(PciFunction))
+_OPTIONS = ("kernel", "model", "edu", "name", "vendor", "device")
+_BYTES = (bytes, bytearray, memoryview)
 
 
 def _override(fn: PciFunction, kw: dict[str, Any]) -> tuple[PciFunction, dict[str, Any]]:
     """Split preset keywords into hardware overrides and SimDevice options."""
-    fields = {f.name for f in dataclasses.fields(PciFunction)}
-    hardware = {k: v for k, v in kw.items() if k in fields}
-    rest = {k: v for k, v in kw.items() if k not in fields}
+    hardware = {k: v for k, v in kw.items() if k in _HARDWARE}
+    rest = {k: v for k, v in kw.items() if k not in _HARDWARE}
     return dataclasses.replace(fn, **hardware), rest
+
+
+def _check_options(
+    function: object,
+    hardware: dict[str, Any],
+    model: object,
+    edu: object,
+    name: object,
+    vendor: object,
+    device: object,
+) -> None:
+    """SimDevice's arguments, before anything is built: each wrong one named."""
+    unknown = [k for k in hardware if k not in _HARDWARE]
+    if unknown:
+        raise TypeError(
+            f"SimDevice got an unknown keyword {unknown[0]!r}: it takes "
+            f"{', '.join(_OPTIONS)} and PciFunction's fields {', '.join(_HARDWARE)}"
+        )
+    if function is not None and not isinstance(function, PciFunction):
+        raise TypeError(
+            f"function must be a PciFunction or None, not {type(function).__name__} "
+            f"{function!r} (for a preset: SimDevice.edu(), SimDevice.virtio_msix())"
+        )
+    if function is not None and hardware:
+        raise TypeError("give either a PciFunction or its fields as keywords, not both")
+    if not (isinstance(model, type) and issubclass(model, VfioPciModel)):
+        raise TypeError(f"model must be VfioPciModel or a subclass of it, not {model!r}")
+    _flag("edu", edu)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__} {name!r}")
+    _field("vendor", vendor, 0, 0xFFFF)
+    _field("device", device, 0, 0xFFFF)
+
+
+def _check_region_args(index: object, offset: object, size: object) -> None:
+    """A region access's numbers must be ints; their range is the region's (EINVAL).
+
+    Called only when one is not exactly an int: the common case costs three
+    ``type()`` tests, an IntEnum passes here, a bool, float or str is named.
+    """
+    _integer("index", index)
+    _integer("offset", offset)
+    _integer("size", size)
 
 
 def _capabilities(fn: PciFunction) -> tuple[int, ...]:
@@ -72,8 +117,7 @@ class SimDevice:
         device: int = 0x0001,
         **hardware: Any,
     ) -> None:
-        if function is not None and hardware:
-            raise TypeError("give either a PciFunction or its fields as keywords, not both")
+        _check_options(function, hardware, model, edu, name, vendor, device)
         self.function = function or PciFunction(**hardware)
         self.profile = kernel if isinstance(kernel, KernelProfile) else kernel_profile(kernel)
         self._name = name
@@ -172,6 +216,9 @@ class SimDevice:
         return DeviceInfo(flags, u.VFIO_PCI_NUM_REGIONS, u.VFIO_PCI_NUM_IRQS)
 
     def irq_info(self, index: int) -> IrqInfo:
+        # A number, as the ioctl's u32 field takes it: an unknown one is the
+        # kernel's EINVAL, a name ("MSIX") a TypeError.
+        index = _field("index", index, 0, _U32)
         self._check_open("VFIO_DEVICE_GET_IRQ_INFO")
         with self._lock:
             answer = self.model.get_irq_info(index)
@@ -180,6 +227,11 @@ class SimDevice:
         return answer
 
     def set_irqs(self, irqset: IrqSet) -> int:
+        if not isinstance(irqset, IrqSet):
+            raise TypeError(
+                f"set_irqs takes an IrqSet (IrqSet.trigger(...), IrqSet.raw(...), ...), "
+                f"not {type(irqset).__name__} {irqset!r}"
+            )
         self._check_open("VFIO_DEVICE_SET_IRQS")
         with self._lock:
             self._watcher.catch_up()
@@ -198,6 +250,8 @@ class SimDevice:
             raise VfioError(-ret, "VFIO_DEVICE_RESET")
 
     def region_info(self, index: int) -> RegionInfo:
+        if type(index) is not int:
+            _check_region_args(index, 0, 0)
         self._check_open("VFIO_DEVICE_GET_REGION_INFO")
         if not 0 <= index < u.VFIO_PCI_NUM_REGIONS:
             raise VfioError(errno.EINVAL, "VFIO_DEVICE_GET_REGION_INFO", f"index={index}")
@@ -209,6 +263,8 @@ class SimDevice:
         return RegionInfo(index, flags, size, index << _REGION_SHIFT)
 
     def read_region(self, index: int, offset: int, size: int) -> bytes:
+        if type(index) is not int or type(offset) is not int or type(size) is not int:
+            _check_region_args(index, offset, size)
         with self._lock:
             self._watcher.catch_up()
             if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
@@ -219,6 +275,10 @@ class SimDevice:
             return self._edu.read(offset, size)
 
     def write_region(self, index: int, offset: int, data: bytes) -> None:
+        if type(index) is not int or type(offset) is not int:
+            _check_region_args(index, offset, 0)
+        if not isinstance(data, _BYTES):
+            raise TypeError(f"data must be bytes, not {type(data).__name__} {data!r}")
         with self._lock:
             self._watcher.catch_up()
             if index == u.VFIO_PCI_CONFIG_REGION_INDEX:
