@@ -27,6 +27,8 @@ from vfio_hil._hw import (
     EDU_VENDOR,
     PCI_COMMAND,
 )
+from vfio_hil._irq import _U32 as _U32_MAX
+from vfio_hil._irq import _field
 
 __all__ = ["EduStimulus", "RegionAccess", "is_edu"]
 
@@ -82,13 +84,15 @@ class EduStimulus:
 
     def raise_irq(self, value: int = 1) -> None:
         """OR ``value`` into the status and raise (MSI vector 0 or INTx)."""
+        value = _field("value", value, 0, _U32_MAX)  # 2**32 would wrap to 0: no interrupt
         self._mmio_ready()
-        self.device.write_region(_BAR0, EDU_IRQ_RAISE, _U32.pack(value & 0xFFFFFFFF))
+        self.device.write_region(_BAR0, EDU_IRQ_RAISE, _U32.pack(value))
 
     def clear_irq(self, value: int = 0xFFFFFFFF) -> None:
         """Clear ``value``'s bits from the status; INTx drops when none is left."""
+        value = _field("value", value, 0, _U32_MAX)
         self._mmio_ready()
-        self.device.write_region(_BAR0, EDU_IRQ_ACK, _U32.pack(value & 0xFFFFFFFF))
+        self.device.write_region(_BAR0, EDU_IRQ_ACK, _U32.pack(value))
 
     def status(self) -> int:
         """The interrupt status register."""
