@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import select
 from collections.abc import Iterable
 from types import TracebackType
 
-__all__ = ["EventFd", "read_counters"]
+from vfio_hil._irq import _U32, _field, _flag
+
+__all__ = ["EventFd", "eventfd_list", "read_counters"]
+
+_U64 = 2**64 - 1  # a write(2) of 8 bytes (the kernel refuses 2**64 - 1 itself: EINVAL)
+_POLL_MAX_S = (2**31 - 1) / 1000  # poll(2) takes an int of milliseconds
 
 
 class EventFd:
@@ -20,6 +26,9 @@ class EventFd:
     __slots__ = ("_fd", "semaphore")
 
     def __init__(self, initval: int = 0, semaphore: bool = False) -> None:
+        self._fd = -1  # closed, should a check below refuse an argument
+        initval = _field("initval", initval, 0, _U32)  # eventfd(2) takes an unsigned int
+        _flag("semaphore", semaphore)  # "no" would be a semaphore
         flags = os.EFD_NONBLOCK | os.EFD_CLOEXEC | (os.EFD_SEMAPHORE if semaphore else 0)
         self._fd = os.eventfd(initval, flags)
         self.semaphore = semaphore
@@ -39,16 +48,21 @@ class EventFd:
             return os.eventfd_read(self._fd)
         except BlockingIOError:
             return 0
+        except ValueError:  # os's "file descriptor cannot be a negative integer (-1)"
+            if self._fd < 0:
+                raise ValueError("EventFd is closed") from None
+            raise
 
     def write(self, value: int = 1) -> None:
         """Add ``value`` to the counter (what a device-side writer does)."""
-        os.eventfd_write(self.fd, value)
+        os.eventfd_write(self.fd, _field("value", value, 0, _U64))
 
     def wait(self, timeout: float) -> int:
-        """The counter once it is non-zero, or 0 after ``timeout`` seconds."""
+        """The counter once it is non-zero, or 0 after ``timeout`` seconds
+        (a finite number, at most poll(2)'s 24.8 days; 0 or less: no wait)."""
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
-        if poller.poll(max(0, int(timeout * 1000))):
+        if poller.poll(_milliseconds(timeout)):
             return self.read()
         return 0
 
@@ -79,6 +93,37 @@ class EventFd:
         return f"EventFd(fd={self._fd})" if self._fd >= 0 else "EventFd(closed)"
 
 
+def _milliseconds(timeout: object) -> int:
+    """``timeout`` seconds as poll(2)'s milliseconds, else an error naming it."""
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        raise TypeError(
+            f"timeout must be a number of seconds, not {type(timeout).__name__} {timeout!r}"
+        )
+    if (isinstance(timeout, float) and not math.isfinite(timeout)) or timeout > _POLL_MAX_S:
+        raise ValueError(
+            f"timeout {timeout!r} is not a number of seconds poll(2) can wait: "
+            f"give one up to {_POLL_MAX_S:.0f} s"
+        )
+    return int(timeout * 1000) if timeout > 0 else 0
+
+
 def read_counters(fds: Iterable[EventFd]) -> list[int]:
     """Read (and reset) every eventfd, in order: one call for many."""
-    return [e.read() for e in fds]
+    return [e.read() for e in eventfd_list(fds)]
+
+
+def eventfd_list(fds: Iterable[object], name: str = "fds") -> list[EventFd]:
+    """``fds`` as a list, each checked to be an EventFd before any is read
+    (a read resets a counter), else a TypeError naming the first that is not."""
+    try:
+        items = list(fds)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of EventFds, not {type(fds).__name__} {fds!r}"
+        ) from None
+    checked: list[EventFd] = []
+    for i, efd in enumerate(items):
+        if not isinstance(efd, EventFd):
+            raise TypeError(f"{name}[{i}] must be an EventFd, not {type(efd).__name__} {efd!r}")
+        checked.append(efd)
+    return checked
