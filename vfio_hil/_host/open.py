@@ -13,7 +13,7 @@ from vfio_hil._host.cdev import cdev_available, open_via_cdev
 from vfio_hil._host.container import open_via_group
 from vfio_hil._host.device import HostDevice
 from vfio_hil._host.paths import HostPaths, default_paths
-from vfio_hil._host.sysfs import PciDevice, parse_address, read_pci_device
+from vfio_hil._host.sysfs import ADDRESS_FORM, PciDevice, parse_address, read_pci_device
 
 __all__ = ["IOMMU_MODES", "open_device"]
 
@@ -28,8 +28,18 @@ def open_device(address: str, *, iommu: str = "auto", paths: HostPaths | None = 
     cdev when the device has one and /dev/iommu exists, else group.
     ``paths`` re-roots /sys, /dev and /proc (tests use a fake sysfs tree).
     """
+    if not isinstance(address, str):
+        raise TypeError(
+            f"address must be a PCI address as a str, {ADDRESS_FORM}, "
+            f"not {type(address).__name__} {address!r}"
+        )
     if iommu not in IOMMU_MODES:
         raise VfioHilError(f"unknown iommu mode {iommu!r}", f"use one of {', '.join(IOMMU_MODES)}")
+    if paths is not None and not isinstance(paths, HostPaths):
+        raise TypeError(
+            f"paths must be a HostPaths (HostPaths(sys=Path(...))) or None, "
+            f"not {type(paths).__name__} {paths!r}"
+        )
     paths = paths or default_paths()
     dev = read_pci_device(parse_address(address), paths)
     _check_ready(dev, paths)
