@@ -31,6 +31,8 @@ model is the running kernel's profile; pass ``profile=`` to choose another).
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,7 +52,12 @@ from hypothesis.stateful import (
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.context import OUT_ENV, FuzzStats, MachineContext
-from vfio_hil._fuzz.profiles import default_seed, fuzz_settings, register_profiles
+from vfio_hil._fuzz.profiles import (
+    PROFILE_NAMES,
+    default_seed,
+    fuzz_settings,
+    register_profiles,
+)
 from vfio_hil._fuzz.sample import fixed_sample
 from vfio_hil._hw import (
     CMD_INTX_DISABLE,
@@ -62,7 +69,7 @@ from vfio_hil._hw import (
     EDU_IRQ_RAISE,
     EDU_LIVENESS,
 )
-from vfio_hil._irq import IrqIndex
+from vfio_hil._irq import IrqIndex, _flag
 from vfio_hil._lockstep import (
     BarWrite,
     Clear,
@@ -80,7 +87,7 @@ from vfio_hil._lockstep import (
     WriteEventfd,
 )
 from vfio_hil._lockstep.engine import describe_info
-from vfio_hil._model import KernelOops, KernelProfile
+from vfio_hil._model import KernelOops, KernelProfile, kernel_profile
 from vfio_hil._sim.device import SimDevice
 
 __all__ = [
@@ -454,8 +461,13 @@ def make_machine(
                   database is read or written.  Default: ``CI_SEED`` (0) for a
                   derandomized profile (``ci``), random for ``dev`` and ``fuzz``.
     """
+    profile = _check_arguments(
+        open_kernel, twin_factory, reopen, profile, settings, out_dir, settle_s, export, name
+    )
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, not {progress!r}")
     context = MachineContext(
-        open_kernel,
+        _checked_open(open_kernel),
         twin_factory,
         reopen,
         profile,
@@ -480,3 +492,71 @@ def make_machine(
 
     machine.TestCase.runTest = run_test  # type: ignore[assignment,method-assign]
     return machine
+
+
+def _check_arguments(
+    open_kernel: object,
+    twin_factory: object,
+    reopen: object,
+    profile: object,
+    settings: object,
+    out_dir: object,
+    settle_s: object,
+    export: object,
+    name: object,
+) -> KernelProfile | None:
+    """make_machine's arguments, each wrong one named before any run; the
+    profile as a ``KernelProfile`` (a kernel version str is read as one)."""
+    if not callable(open_kernel):
+        raise TypeError(
+            f"open_kernel must be a callable that opens the device (a factory such as "
+            f"SimDevice.edu or lambda: open_device(ADDR)), not {open_kernel!r}"
+        )
+    for what, value in (("twin_factory", twin_factory), ("reopen", reopen)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{what} must be callable or None, not {value!r}")
+    if isinstance(profile, str):
+        profile = kernel_profile(profile)
+    elif profile is not None and not isinstance(profile, KernelProfile):
+        raise TypeError(
+            "profile must be a KernelProfile (kernel_profile('6.12')), a kernel version "
+            f"str or None, not {type(profile).__name__} {profile!r}"
+        )
+    if not isinstance(settings, str | _Settings):
+        raise TypeError(
+            f"settings must be a profile name ({', '.join(PROFILE_NAMES)}) or a hypothesis "
+            f"settings object, not {type(settings).__name__} {settings!r}"
+        )
+    if out_dir is not None and not isinstance(out_dir, str | os.PathLike):
+        raise TypeError(
+            f"out_dir must be a directory path (str or Path) or None, "
+            f"not {type(out_dir).__name__} {out_dir!r}"
+        )
+    if settle_s is not None and (
+        not isinstance(settle_s, int | float)
+        or isinstance(settle_s, bool)
+        or not 0 <= settle_s < math.inf
+    ):
+        raise ValueError(f"settle_s must be a number of seconds >= 0 or None, not {settle_s!r}")
+    _flag("export", export)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the class name), not {type(name).__name__} {name!r}")
+    return profile
+
+
+def _checked_open(open_kernel: Callable[[], Device]) -> Callable[[], Device]:
+    """``open_kernel``, checked at the first example to return a Device."""
+
+    def open_checked() -> Device:
+        device = open_kernel()
+        if not all(callable(getattr(device, m, None)) for m in _DEVICE_METHODS):
+            raise TypeError(
+                f"open_kernel must return a Device (a SimDevice, open_device(...)), "
+                f"but {open_kernel!r} returned {type(device).__name__} {device!r}"
+            )
+        return device
+
+    return open_checked
+
+
+_DEVICE_METHODS = ("irq_info", "set_irqs", "read_region", "write_region", "close")
