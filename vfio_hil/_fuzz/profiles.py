@@ -117,7 +117,9 @@ def _shared(source: str) -> ExampleDatabase:
     return ReadOnlyDatabase(shared)
 
 
-def fuzz_database(environ: Mapping[str, str] | None = None) -> ExampleDatabase | None:
+def fuzz_database(
+    environ: Mapping[str, str] | None = None, *, probe: bool = True
+) -> ExampleDatabase | None:
     """The example database of ``dev`` and ``fuzz`` as ``environ`` (default: the
     process environment) says; None when it says nothing (hypothesis' default).
 
@@ -128,12 +130,18 @@ def fuzz_database(environ: Mapping[str, str] | None = None) -> ExampleDatabase |
     through ``GitHubArtifactDatabase``; it reads ``GITHUB_TOKEN`` itself) or
     a directory; with them the database is a ``MultiplexedDatabase`` of the
     local one (``VFIO_HIL_FUZZ_DB``, else hypothesis' default) and each shared
-    one in a ``ReadOnlyDatabase``.  Raises ``VfioHilError`` for a bad value.
+    one in a ``ReadOnlyDatabase``.  Raises ``VfioHilError`` for a bad value:
+    with ``probe`` (a run is about to start) also for a ``VFIO_HIL_FUZZ_DB``
+    that cannot be created and written, whose failures would be lost.
     """
     env = os.environ if environ is None else environ
     path = env.get(DB_ENV, "")
     if path and Path(path).exists() and not Path(path).is_dir():
         raise VfioHilError(f"{DB_ENV}: {path} is not a directory", "name a directory")
+    if path and probe:
+        from vfio_hil._fuzz.context import check_out_dir  # the heavy part of _fuzz, lazily
+
+        check_out_dir(Path(path), DB_ENV)
     sources = [item.strip() for item in env.get(SHARED_DB_ENV, "").split(",") if item.strip()]
     local: ExampleDatabase | None = DirectoryBasedExampleDatabase(path) if path else None
     if not sources:
@@ -147,6 +155,10 @@ def fuzz_database(environ: Mapping[str, str] | None = None) -> ExampleDatabase |
 def fuzz_settings(name: str = "ci") -> settings:
     """The settings of profile ``name``, with the database as the environment says
     now (``fuzz_database``; a bad value raises ``VfioHilError``)."""
+    return _profile(name, probe=True)
+
+
+def _profile(name: str, *, probe: bool) -> settings:
     if name not in _SHAPE:
         raise InvalidArgument(f"unknown profile {name!r}: use one of {', '.join(PROFILE_NAMES)}")
     max_examples, steps, derandomize = _SHAPE[name]
@@ -158,7 +170,7 @@ def fuzz_settings(name: str = "ci") -> settings:
         suppress_health_check=_QUIET,
         print_blob=not derandomize,
     )
-    database = None if derandomize else fuzz_database()
+    database = None if derandomize else fuzz_database(probe=probe)
     if database is not None:
         return settings(chosen, database=database)
     # Unset, the database is hypothesis' default, opened only once a test uses
@@ -186,12 +198,13 @@ def _exists(name: str) -> bool:
 def register_profiles() -> None:
     """Register the three profiles (see the module docstring for the names).
 
-    Only registers, never loads one; a second call changes nothing.
+    Only registers, never loads one; a second call changes nothing.  It runs
+    at import, so it touches no disk: a run checks its database when it starts.
     """
     for name in PROFILE_NAMES:
         if _exists(f"vfio-hil-{name}"):
             continue
-        profile = fuzz_settings(name)
+        profile = _profile(name, probe=False)
         settings.register_profile(f"vfio-hil-{name}", profile)
         if name != "ci" and not _exists(name):  # "ci" is hypothesis' own
             settings.register_profile(name, profile)
