@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,79 @@ def test_the_agent_exits_when_its_host_dies_or_closes(how: str) -> None:
     else:
         os.kill(pid, signal.SIGKILL)
         pytest.fail(f"the agent (pid {pid}) outlived its host by 20 s")
+
+
+FAKE_SSH = """#!/bin/sh
+# ssh without the network: drop ssh's options and the host, run the command here.
+while [ "$#" -gt 0 ]; do
+    case "$1" in -o|-p|-i) shift 2 ;; -*) shift ;; *) break ;; esac
+done
+echo "$1" >> "$(dirname "$0")/hosts"
+shift
+exec sh -c "$*"
+"""
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from vfio_hil._agent import remote
+
+    script = tmp_path / "ssh"
+    script.write_text(FAKE_SSH)
+    script.chmod(0o755)
+    monkeypatch.setenv("VFIO_HIL_SSH", f"{script} -T -o BatchMode=yes")
+    monkeypatch.setenv("VFIO_HIL_REMOTE_AGENT", f"{sys.executable} -m vfio_hil agent")
+    yield tmp_path / "hosts"
+    remote.close_all()
+
+
+def test_an_ssh_target_is_driven_through_an_agent_on_that_host(fake_ssh: Path) -> None:
+    target = parse_target("ssh://lab-box/sim:edu@6.1")
+    assert target.spec == "ssh://lab-box/sim:edu@6.1"
+    report = run_differential(target.open, seeds=range(3))
+    assert report.disagreements == []
+    assert report.cases > 100
+    assert report.device == "sim:edu (ssh lab-box)"
+    assert fake_ssh.read_text().split() == ["lab-box"]  # one agent for the whole run
+
+
+def test_the_fuzz_command_takes_an_ssh_target(
+    fake_ssh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vfio_hil.cli import main
+
+    code = main(["fuzz", "--device", "ssh://box/sim:virtio_msix:8", "--max-examples", "20"])
+    assert code == 0, capsys.readouterr()
+    assert "ssh://box/sim:virtio_msix:8@6.12: agree; 20 examples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "spec", ["ssh://", "ssh://box", "ssh://box/", "ssh:///sim:edu", "ssh://a/ssh://b/sim:edu"]
+)
+def test_a_malformed_ssh_target_says_the_form(spec: str) -> None:
+    from vfio_hil._errors import VfioHilError
+
+    with pytest.raises(VfioHilError, match="ssh://HOST/ADDRESS"):
+        parse_target(spec)
+
+
+def test_an_unreachable_host_says_how_to_check_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vfio_hil._agent import remote
+
+    monkeypatch.setenv("VFIO_HIL_SSH", "false")  # an ssh that fails at once
+    with pytest.raises(AgentError, match="no agent on nowhere") as caught:
+        parse_target("ssh://nowhere/0000:01:00.0").open()
+    assert "false nowhere python3 -m vfio_hil agent" in caught.value.hint
+    remote.close_all()
+
+
+def test_a_remote_device_refuses_eventfds_of_this_process(agent: AgentChannel) -> None:
+    from vfio_hil import EventFd
+
+    device = agent.open("sim:edu")
+    try:
+        with EventFd() as efd, pytest.raises(AgentError, match="eventfds of this process"):
+            device.set_irqs(IrqSet.eventfds("INTX", 0, [efd]))
+        assert device.set_irqs(IrqSet.eventfds("INTX", 0, [-1])) == 0  # a de-assign is fine
+    finally:
+        device.close()

@@ -5,7 +5,9 @@ Spec syntax, written down once here:
 * ``0000:01:00.0`` (or ``01:00.0``): a real device bound to vfio-pci;
 * ``sim:PRESET[:VECTORS][@KERNEL]``: a simulated one, ``PRESET`` one of
   ``SIM_PRESETS``; ``:VECTORS`` sizes virtio_msix's MSI-X table (1-2048);
-  ``@KERNEL`` a profile name (``6.12``) or an exact version (``6.1.50``).
+  ``@KERNEL`` a profile name (``6.12``) or an exact version (``6.1.50``);
+* ``ssh://HOST/SPEC``: ``SPEC`` (either form above) on another machine,
+  through a device agent started over SSH (``vfio_hil._agent.remote``).
 
 ``select_specs`` is the one place that decides which option, environment
 variable or ini key names the targets.
@@ -58,7 +60,7 @@ SIM_PRESETS: dict[str, tuple[Callable[[KernelProfile, int | None], Device], bool
     "virtio_msix_2048": (_virtio(2048), False),
 }
 DEFAULT_TARGETS = ("sim:edu", "sim:virtio_msix")
-_FORMS = "an address like 0000:01:00.0, or sim:PRESET[:VECTORS][@KERNEL]"
+_FORMS = "an address like 0000:01:00.0, sim:PRESET[:VECTORS][@KERNEL], or ssh://HOST/either"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,24 @@ def _sim(spec: str) -> Target:
     return Target(canonical, True, lambda: factory(kernel, vectors))
 
 
+def _ssh(spec: str) -> Target:
+    host, slash, remote = spec.removeprefix("ssh://").partition("/")
+    if not host or not slash or not remote or remote.startswith("ssh://"):
+        raise VfioHilError(
+            f"{spec!r}: write ssh://HOST/ADDRESS or ssh://HOST/sim:PRESET",
+            "HOST as ssh takes it (user@host, an ssh_config alias), e.g. "
+            "ssh://lab-box/0000:01:00.0",
+        )
+    inner = parse_target(remote)  # the form is checked here, the device there
+
+    def open_remote() -> Device:
+        from vfio_hil._agent.remote import ssh_channel
+
+        return ssh_channel(host).open(inner.spec)
+
+    return Target(f"ssh://{host}/{inner.spec}", inner.simulated, open_remote)
+
+
 def parse_target(spec: str) -> Target:
     """A Target for ``spec``; a VfioHilError that lists the forms if it is none."""
     if not isinstance(spec, str):
@@ -129,6 +149,8 @@ def parse_target(spec: str) -> Target:
         raise VfioHilError("empty target spec", f"give {_FORMS}")
     if text.startswith("sim:"):
         return _sim(text)
+    if text.startswith("ssh://"):
+        return _ssh(text)
     preset = text.partition("@")[0].partition(":")[0]
     if preset in SIM_PRESETS:  # "edu" for "sim:edu"
         raise VfioHilError(

@@ -211,8 +211,10 @@ class DifferentialMachine(RuleBasedStateMachine):
             self.diverged = True
             where = ctx.failed(self.trace, bad)
             steps = "\n".join(f"  {k}. {p.step!r}" for k, p in enumerate(self.trace, 1))
+            who = f"{bad.left} and {bad.right}" if ctx.run.peers else None
+            who = who or f"{ctx.run.kernel.device.name} and the model"
             raise Divergence(
-                f"{ctx.run.kernel.device.name} and the model disagree after {len(self.trace)} "
+                f"{who} disagree after {len(self.trace)} "
                 f"steps:\n{steps}\n{bad}{where}"
             )
 

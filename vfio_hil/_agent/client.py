@@ -19,7 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from vfio_hil import _uapi as u
 from vfio_hil._agent import wire
+from vfio_hil._agent.wire import AgentError
 from vfio_hil._device import DeviceInfo, Platform, RegionInfo
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqInfo, IrqInfoFlag, IrqSet
@@ -198,8 +200,16 @@ class RemoteDevice:
         return IrqInfo(number, IrqInfoFlag(flags), count)
 
     def set_irqs(self, irqset: IrqSet) -> int:
-        """The request's bytes as given; its eventfds must be the agent's
-        (a ``RemoteSide`` names them by slot), not this process's."""
+        """The request's bytes as given.  Eventfds of this process mean nothing
+        to the agent (the number would name one of its own files): a request
+        that assigns any is refused; a ``RemoteSide`` names eventfds by slot."""
+        if irqset.data_type == u.VFIO_IRQ_SET_DATA_EVENTFD and any(fd >= 0 for fd in irqset.fds):
+            raise AgentError(
+                f"{self._name}: {irqset!r} names eventfds of this process, which the "
+                "agent cannot use",
+                "drive a remote device through the lockstep engine (fuzz, diff, replay, "
+                "scenarios), whose steps name eventfds by slot",
+            )
         return int(
             self._call(
                 "set_irqs",

@@ -24,7 +24,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,12 @@ def add_parser(sub: Any) -> None:
     where.add_argument("--device", action="append", metavar="ADDR", help="a vfio-pci device")
     where.add_argument("--sim", metavar="PRESET[:VECTORS][@KERNEL]", help="a simulated device")
     where.add_argument(
-        "--lab", type=lab_kernel, metavar="KERNEL", help="boot KERNEL in QEMU, fuzz its devices"
+        "--lab",
+        type=lab_kernel,
+        action="append",
+        metavar="KERNEL",
+        help="boot KERNEL in QEMU, fuzz its devices; given twice or more, boot each and "
+        "compare the kernels with each other too (kernel-vs-kernel)",
     )
     where.add_argument(
         "--devices-from-env",
@@ -90,6 +95,7 @@ def _fuzz_one(
     chosen: settings,
     out: Path | None,
     seed: int | None = None,
+    peers: Sequence[Callable[[], Device]] = (),
 ) -> int:
     from vfio_hil._errors import VfioHilError
     from vfio_hil._fuzz.campaign import run_campaign
@@ -104,6 +110,7 @@ def _fuzz_one(
         )
 
     machine = make_machine(open_device, settings=chosen, out_dir=out, progress=report, seed=seed)
+    machine.context.peers = list(peers)
     code, verdict = Exit.OK, "agree"
     try:
         run_campaign(machine, seed=seed)  # chunked: a long run stays in bounded memory
@@ -150,7 +157,12 @@ def _fuzz(args: argparse.Namespace) -> int:
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
         inner += ["--max-examples", str(args.max_examples)] if args.max_examples else []
         inner += ["--seed", str(args.seed)] if args.seed is not None else []
-        return in_lab(args.lab, inner, timeout=args.timeout or LAB_TIMEOUT_S)
+        if len(args.lab) > 1:
+            raise VfioHilError(
+                "--in-guest fuzzes one guest at a time; kernels are compared on the host",
+                "give one --lab with --in-guest, or leave --in-guest out",
+            )
+        return in_lab(args.lab[0], inner, timeout=args.timeout or LAB_TIMEOUT_S)
     from vfio_hil._targets import env_list, parse_target
 
     specs = [f"sim:{args.sim.removeprefix('sim:')}"] if args.sim else list(args.device or [])
@@ -180,19 +192,29 @@ def _settings(args: argparse.Namespace) -> settings:
 
 
 def _fuzz_on_agents(args: argparse.Namespace) -> int:
-    """Hypothesis and the model here, the devices in the guest (its agent)."""
+    """Hypothesis and the model here, the devices in the guest (its agent).
+
+    One ``--lab``: each of its kernels in turn.  Several: every guest at
+    once, each device fuzzed on all of them with the same steps, each kernel
+    against its own model and against the first ``--lab``'s kernel."""
     from vfio_hil._cli.lab import on_agents
 
     chosen = _settings(args)
+    timeout = args.timeout or LAB_TIMEOUT_S
 
-    def fuzz_guest(lab: LabAgent) -> int:
+    def fuzz_guests(*labs: LabAgent) -> int:
+        first = labs[0]
         codes: list[int] = []
-        for address in lab.devices:
-            label = f"lab {lab.kernel.name} {address}"
-            opener = functools.partial(lab.channel.open, address)
-            codes.append(_fuzz_one(label, opener, chosen, args.out, args.seed))
-            if codes[-1] == Exit.INTERRUPTED:
+        for address in first.devices:
+            names = " vs ".join(lab.kernel.name for lab in labs)
+            opener = functools.partial(first.channel.open, address)
+            peers = [functools.partial(lab.channel.open, address) for lab in labs[1:]]
+            code = _fuzz_one(f"lab {names} {address}", opener, chosen, args.out, args.seed, peers)
+            codes.append(code)
+            if code == Exit.INTERRUPTED:
                 break
         return max(codes, default=Exit.OK)
 
-    return on_agents([args.lab], fuzz_guest, args.timeout or LAB_TIMEOUT_S)
+    if len(args.lab) == 1:
+        return on_agents(args.lab, fuzz_guests, timeout)
+    return on_agents(args.lab, fuzz_guests, timeout, together=True)

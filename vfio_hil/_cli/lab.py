@@ -14,6 +14,7 @@ when stopped by Ctrl-C or SIGTERM (the guest is killed first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -134,21 +135,41 @@ def env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def on_agents(kernel_specs: Sequence[str], work: Callable[[LabAgent], int], timeout: float) -> int:
-    """Boot each kernel in turn with its device agent and run ``work`` on the
-    host against it; an ``Exit`` (a guest that failed under it wins)."""
+def on_agents(
+    kernel_specs: Sequence[str],
+    work: Callable[..., int],
+    timeout: float,
+    *,
+    together: bool = False,
+) -> int:
+    """Boot each kernel with its device agent and run ``work(lab)`` on the
+    host against it, one kernel after the other; ``together``: boot every
+    kernel (one each spec) and run ``work(lab, lab, ...)`` once.  An
+    ``Exit``; a guest that failed under it wins."""
     from vfio_hil._lab._util import LabError
     from vfio_hil._lab.agent import lab_agent
 
     codes: list[int] = []
+    labs: list[LabAgent] = []
     try:
-        for kernel in resolve_kernels(kernel_specs):
-            with lab_agent(kernel, timeout=timeout) as lab:
-                codes.append(work(lab))
-            if lab.result is not None and lab.result.guest_failed:
-                for finding in lab.result.findings:
-                    print(f"vfio-hil lab: {kernel.name}: {finding.summary()}", file=sys.stderr)
-                codes.append(Exit.GUEST_FAILED)
+        kernels = resolve_kernels(kernel_specs)
+        if together and len(kernels) != len(kernel_specs):
+            raise LabError(
+                f"each --lab names one kernel to compare; {' '.join(kernel_specs)} names "
+                f"{len(kernels)}: {', '.join(k.name for k in kernels)}"
+            )
+        groups = [kernels] if together else [[k] for k in kernels]
+        for group in groups:
+            with contextlib.ExitStack() as stack:
+                labs = [stack.enter_context(lab_agent(k, timeout=timeout)) for k in group]
+                codes.append(work(*labs))
+            for lab in labs:
+                if lab.result is not None and lab.result.guest_failed:
+                    for finding in lab.result.findings:
+                        print(
+                            f"vfio-hil lab: {lab.kernel.name}: {finding.summary()}", file=sys.stderr
+                        )
+                    codes.append(Exit.GUEST_FAILED)
             if Exit.INTERRUPTED in codes:
                 break
     except KeyboardInterrupt:

@@ -153,6 +153,8 @@ class MachineContext:
         self.facts: DeviceFacts | None = None
         self.strategies: dict[str, st.SearchStrategy[SetIrqs]] = {}
         self.group_indexes: dict[str, list[int]] = {}
+        # More kernels played the same steps (kernel-vs-kernel), each with its own twin.
+        self.peers: list[Callable[[], Device]] = []
 
     @property
     def run(self) -> Lockstep:
@@ -171,10 +173,15 @@ class MachineContext:
         self.facts = DeviceFacts.of(device, device.kernel, self.counts)
         self._strategies()
         timing = FUZZ if self.settle_s is None else Timing(settle_s=self.settle_s)
+        peers = []
+        for open_peer in self.peers:
+            peer = open_peer()
+            peers.append(Lockstep(side_of(peer, SLOTS), Side(twin_of(peer), SLOTS), timing))
         return Lockstep(
             side_of(device, SLOTS, reopen=self.reopen),
             Side(twin, SLOTS),
             timing,
+            peers,
         )
 
     def _strategies(self) -> None:
@@ -306,9 +313,10 @@ class MachineContext:
         if self.progress is not None and time.monotonic() - self._reported >= PROGRESS_S:
             self._reported = time.monotonic()
             self.progress(self.stats)
-        if run.kernel.device.quiesce():  # simulated: start from a fresh open
-            run.kernel.play(Reopen())
-            run.model.play(Reopen())
+        for each in (run, *run.peers):
+            if each.kernel.device.quiesce():  # simulated: start from a fresh open
+                each.kernel.play(Reopen())
+                each.model.play(Reopen())
         # Every example starts with PCI_COMMAND as an open shows it (bus mastering off).
         run.clean(cleanup_steps(self.counts), self._twin().function.command_at_open)
         run.steps = 0  # Disagreement numbers steps within the example

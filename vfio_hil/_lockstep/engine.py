@@ -79,30 +79,34 @@ class Played:
 
 @dataclass(frozen=True)
 class Disagreement:
+    """Two observations of one step that differ: a kernel's and its model's,
+    or (kernel-vs-kernel) two kernels', named by ``left`` and ``right``."""
+
     step_no: int
     step: Step
     kernel: Observation
     model: Observation
+    left: str = "kernel"
+    right: str = "model"
 
     def __str__(self) -> str:
+        k, m, left, right = self.kernel, self.model, self.left, self.right
         lines = [f"step {self.step_no}: {self.step!r}"]
-        if self.kernel.result != self.model.result:
+        if k.result != m.result:
+            lines.append(f"  {left} returned {k.result}, {right} returned {m.result}")
+        if k.info != m.info:
             lines.append(
-                f"  kernel returned {self.kernel.result}, model returned {self.model.result}"
+                f"  GET_IRQ_INFO: {left} answered {describe_info(k.info)}, "
+                f"{right} answered {describe_info(m.info)}"
             )
-        if self.kernel.info != self.model.info:
+        if k.command != m.command:
             lines.append(
-                f"  GET_IRQ_INFO: kernel answered {describe_info(self.kernel.info)}, "
-                f"model answered {describe_info(self.model.info)}"
+                f"  PCI_COMMAND: {left} reads {_hex(k.command)}, {right} reads {_hex(m.command)}"
             )
-        if self.kernel.command != self.model.command:
-            lines.append(
-                f"  PCI_COMMAND: kernel reads {_hex(self.kernel.command)}, "
-                f"model reads {_hex(self.model.command)}"
-            )
-        for slot, (k, m) in enumerate(zip(self.kernel.counters, self.model.counters, strict=True)):
-            if k != m:
-                lines.append(f"  eventfd e{slot}: kernel read {k}, model expected {m}")
+        expects = "expected" if right.endswith("model") else "read"
+        for slot, (a, b) in enumerate(zip(k.counters, m.counters, strict=True)):
+            if a != b:
+                lines.append(f"  eventfd e{slot}: {left} read {a}, {right} {expects} {b}")
         return "\n".join(lines)
 
 
@@ -249,14 +253,32 @@ class Lockstep:
     The kernel side may be real (its late signals are waited for as
     ``timing`` says) or simulated (then both sides are quiesced after each
     step and nothing is late).
+
+    ``peers``: more kernels (each a ``Lockstep`` with its own model), played
+    the same steps; each must agree with its model and, observation for
+    observation, with this kernel (kernel-vs-kernel: a patched kernel against
+    a stock one needs no model to differ).
     """
 
-    def __init__(self, kernel: Side, model: Side, timing: Timing | None = None) -> None:
+    def __init__(
+        self,
+        kernel: Side,
+        model: Side,
+        timing: Timing | None = None,
+        peers: Sequence[Lockstep] = (),
+    ) -> None:
         self.kernel = kernel
         self.model = model
         self.timing = timing or Timing()
         self.steps = 0
         self.late = LateSignals()
+        self.peers = list(peers)
+
+    @property
+    def label(self) -> str:
+        """The kernel side's device and kernel, as a disagreement names it."""
+        device = self.kernel.device
+        return f"{device.name} [{device.kernel}]"
 
     def _settled(self) -> bool:
         # Both sides, always: a simulated side's unmask-eventfd thread must catch up.
@@ -265,36 +287,47 @@ class Lockstep:
         return kernel_done
 
     def step(self, step: Step, settle: bool = False) -> tuple[Played, Disagreement | None]:
-        """Play ``step`` on both sides: what the kernel side did, and any disagreement.
+        """Play ``step`` on every side: what this kernel did, and the first
+        disagreement (with a model, or between kernels).
 
         ``settle``: wait at least ``SETTLE_S`` before reading, whatever the
         step, so that anything still in flight from earlier steps is counted
         here (the end of a fuzzer example, whose timing does not settle)."""
         self.steps += 1
-        # The model answers first: a step it says would oops the kernel
-        # (KernelOops) raises here, before the kernel side is sent it; and
-        # its counts are what the kernel side is waited for.
-        m_result, m_info = self.model.call(step)
-        m_command = self.model.command(step)
-        late = self.late.after(step)
-        self.model.device.quiesce()  # a simulated side's unmask-eventfd thread catches up
-        expected = self.model.read()
-        self.model.after_read(step)
-        model = Observation(m_result, tuple(expected), m_info, m_command)
-        # Loopback signals are synchronous; only late paths get time to converge.
-        timing = self.timing
-        if settle:
-            late, timing = True, replace(timing, settle_s=max(timing.settle_s, SETTLE_S))
-        kernel = self.kernel.observe(step, late, expected, timing)
-        played = Played(step, kernel)
-        return played, None if kernel == model else Disagreement(self.steps, step, kernel, model)
+        runs = [self, *self.peers]
+        # Every model answers first: a step one says would oops its kernel
+        # (KernelOops) raises here, before any kernel is sent it; and its
+        # counts are what its kernel is waited for.
+        models = [
+            (run.model.observe(step, False, (), run.timing), run.late.after(step)) for run in runs
+        ]
+        kernels = []
+        for run, (model, late) in zip(runs, models, strict=True):
+            timing = run.timing
+            if settle:
+                late, timing = True, replace(timing, settle_s=max(timing.settle_s, SETTLE_S))
+            # Loopback signals are synchronous; only late paths get time to converge.
+            kernels.append(run.kernel.observe(step, late, model.counters, timing))
+        played = Played(step, kernels[0])
+        for run, (model, _), kernel in zip(runs, models, kernels, strict=True):
+            if kernel != model:
+                names = (run.label, "its model") if self.peers else ()
+                return played, Disagreement(self.steps, step, kernel, model, *names)
+        for run, kernel in zip(runs[1:], kernels[1:], strict=True):
+            if kernel != kernels[0]:
+                names = (self.label, run.label)
+                return played, Disagreement(self.steps, step, kernels[0], kernel, *names)
+        return played, None
 
     def play(self, step: Step) -> Disagreement | None:
         return self.step(step)[1]
 
     def clean(self, steps: list[Step], command: int | None = None) -> None:
         """Play ``steps`` on both sides uncompared, clear the device, drop counts;
-        then write ``command`` to PCI_COMMAND (clearing edu turns bus mastering on)."""
+        then write ``command`` to PCI_COMMAND (clearing edu turns bus mastering on).
+        Every peer too."""
+        for peer in self.peers:
+            peer.clean(steps, command)
         for step in steps:
             self.kernel.play(step)
             self.model.play(step)
@@ -312,7 +345,9 @@ class Lockstep:
         self.model.read()
 
     def close(self) -> None:
-        """Close both sides' eventfds and both devices."""
+        """Close both sides' eventfds and both devices, and every peer's."""
+        for peer in self.peers:
+            peer.close()
         self.kernel.close()
         self.model.close()
         self.kernel.device.close()
