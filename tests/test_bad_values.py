@@ -1,9 +1,12 @@
-"""Every input either works or fails clearly: requests, markers, profiles.
+"""Every input either works or fails clearly: requests, markers, profiles, the API.
 
 A value a request field cannot hold is refused where it is given, naming the
 field, the value and the range, instead of reaching the kernel wrapped; a bad
 marker argument is one line naming the test; every documented hypothesis
-profile name loads from the command line.
+profile name loads from the command line; an argument of the wrong kind to
+the Python API (SimDevice, EventFd, the assertions, open_device,
+make_machine) is a TypeError or ValueError naming it and its value, raised
+before anything changes.
 """
 
 from __future__ import annotations
@@ -12,11 +15,30 @@ import json
 import re
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
 
-from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice
+from vfio_hil import (
+    EventFd,
+    IrqIndex,
+    IrqSet,
+    PciFunction,
+    SimDevice,
+    VfioHilError,
+    assert_quiet,
+    assert_signaled,
+    expect_errno,
+    open_device,
+    read_counters,
+)
+from vfio_hil._exit import Exit
+from vfio_hil._fuzz.profiles import fuzz_database
+from vfio_hil.cli import main as vfio_hil_main
+from vfio_hil.stateful import make_machine
 
 pytest_plugins = ["pytester"]
 
@@ -274,3 +296,244 @@ def test_vfio_require_with_no_able_target_is_one_line_for_a_scenario(
         ["*no target can run this scenario (--vfio-require): *needs MSIX count >= 2; it has 0*"]
     )
     assert "_pytest" not in result.stdout.str()
+
+
+# --- the Python API: every argument of the wrong kind is named -------------------------------
+# A wrong argument used to surface as an internal exception ("'int' object is
+# not iterable", AttributeError, OverflowError) or, worse, was taken: "false"
+# is a true pcie, 8.5 MSI-X vectors were reported by GET_IRQ_INFO, a raise of
+# 2**32 raised nothing.
+
+
+def _refused(source: str, env: dict[str, object]) -> str:
+    """The message of the TypeError/ValueError that ``source`` must raise."""
+    with pytest.raises((TypeError, ValueError)) as caught:
+        exec(source, env)
+    return str(caught.value)
+
+
+API_NAMES = {
+    "IrqSet": IrqSet,
+    "MSIX": IrqIndex.MSIX,
+    "SimDevice": SimDevice,
+    "PciFunction": PciFunction,
+    "EventFd": EventFd,
+    "open_device": open_device,
+}
+
+# (what the user wrote, the parameter the message must name, the bad value as shown)
+NOT_A_SEQUENCE = [
+    ("IrqSet.eventfds(MSIX, 0, 5)", "fds", "int 5"),
+    ("IrqSet.trigger_bool(MSIX, 0, None)", "bools", "None"),
+    ("IrqSet.mask_bool(0, 0, 1)", "bools", "int 1"),
+    ("IrqSet(0x24, MSIX, 0, 1, data=None)", "data", "None"),
+]
+
+
+@pytest.mark.parametrize(("source", "name", "shown"), NOT_A_SEQUENCE)
+def test_a_payload_that_is_no_sequence_names_its_parameter(
+    source: str, name: str, shown: str
+) -> None:
+    message = _refused(source, dict(API_NAMES))
+    assert message.startswith(f"{name} must be "), message
+    assert shown in message, message
+
+
+HARDWARE = [
+    ("SimDevice.virtio_msix(vectors='8')", "msix_vectors", "'8'"),
+    ("SimDevice.virtio_msix(vectors=8.5)", "msix_vectors", "8.5"),  # was GET_IRQ_INFO count=8.5
+    ("PciFunction(msix_vectors=None)", "msix_vectors", "None"),
+    ("SimDevice(msi_vectors='1')", "msi_vectors", "'1'"),  # was shown as msi_vectors=1
+    ("SimDevice(host_vectors='x')", "host_vectors", "'x'"),
+    ("SimDevice(pcie='false')", "pcie", "'false'"),  # was a PCIe function
+    ("SimDevice.edu(can_reset=0)", "can_reset", "int 0"),
+]
+
+
+@pytest.mark.parametrize(("source", "name", "shown"), HARDWARE)
+def test_a_hardware_field_of_the_wrong_type_is_refused_naming_it(
+    source: str, name: str, shown: str
+) -> None:
+    message = _refused(source, dict(API_NAMES))
+    assert message.startswith(f"{name} must be "), message
+    assert shown in message, message
+
+
+SIM_OPTIONS = [
+    ("SimDevice.edu(msi=2)", ["unknown keyword 'msi'", "msi_vectors"]),  # said "not both"
+    ("SimDevice(function='edu')", ["function must be a PciFunction", "'edu'"]),
+    ("SimDevice(model=dict)", ["model must be VfioPciModel", "dict"]),
+    ("SimDevice(edu='yes')", ["edu must be True or False", "'yes'"]),
+    ("SimDevice(vendor=0x10000)", ["vendor 65536", "0..65535"]),
+]
+
+
+@pytest.mark.parametrize(("source", "parts"), SIM_OPTIONS)
+def test_a_bad_simdevice_option_is_refused_naming_it(source: str, parts: list[str]) -> None:
+    message = _refused(source, dict(API_NAMES))
+    assert all(part in message for part in parts), message
+
+
+SIM_CALLS = [
+    ("dev.set_irqs('trigger')", "set_irqs takes an IrqSet", "'trigger'"),
+    ("dev.set_irqs(IrqSet.trigger(MSIX).pack())", "set_irqs takes an IrqSet", "bytes"),
+    ("dev.irq_info('MSIX')", "index must be an integer", "'MSIX'"),
+    ("dev.read_region('7', 0, 4)", "index must be an integer", "'7'"),
+    ("dev.read_region(7, 0, 4.0)", "size must be an integer", "4.0"),
+    ("dev.write_region(7, 4, 'ab')", "data must be bytes", "'ab'"),
+    ("dev.stimulus.raise_irq(2**32)", "value 4294967296", "0..4294967295"),  # raised nothing
+    ("dev.stimulus.raise_irq(-1)", "value -1", "0..4294967295"),  # was 0xffffffff
+    ("dev.stimulus.clear_irq(None)", "value must be an integer", "None"),
+]
+
+
+@pytest.mark.parametrize(("source", "name", "shown"), SIM_CALLS)
+def test_a_bad_device_call_is_refused_and_changes_nothing(
+    source: str, name: str, shown: str
+) -> None:
+    with SimDevice.edu() as dev:
+        command = dev.read_region(7, 4, 2)  # the stimulus would turn memory + bus master on
+        message = _refused(source, {**API_NAMES, "dev": dev})
+        assert message.startswith(name), message
+        assert shown in message, message
+        assert dev.read_region(7, 4, 2) == command
+        assert dev.stimulus is not None
+        assert dev.stimulus.status() == 0
+
+
+EVENTFDS = [
+    ("EventFd(2**64)", "initval 18446744073709551616", "0..4294967295"),  # was OverflowError
+    ("EventFd(semaphore='no')", "semaphore must be True or False", "'no'"),
+    ("e.wait(float('inf'))", "timeout inf", "s"),
+    ("e.wait(float('nan'))", "timeout nan", "s"),
+    ("e.wait(1e12)", "timeout 1000000000000.0", "2147484 s"),
+    ("e.wait('1')", "timeout must be a number of seconds", "'1'"),  # was 1000 ones
+    ("e.write(2**64)", "value 18446744073709551616", "0..18446744073709551615"),
+]
+
+
+@pytest.mark.parametrize(("source", "name", "shown"), EVENTFDS)
+def test_a_bad_eventfd_argument_is_refused_naming_it(source: str, name: str, shown: str) -> None:
+    with EventFd() as e:
+        message = _refused(source, {**API_NAMES, "e": e})
+    assert message.startswith(name), message
+    assert shown in message, message
+
+
+def test_reading_a_closed_eventfd_says_it_is_closed() -> None:
+    e = EventFd()
+    e.close()
+    with pytest.raises(ValueError, match=r"^EventFd is closed$"):  # was "negative integer (-1)"
+        e.read()
+
+
+@pytest.mark.parametrize(
+    ("expected", "parts"),
+    [
+        ({5: 1}, ["eventfd 5", "0..1"]),  # was dropped: the assertion passed
+        ({-1: 1}, ["eventfd -1", "0..1"]),
+        ({"0": 1}, ["key '0'", "int"]),  # never matched: silently ignored
+        ([1, 0], ["expected must be a mapping", "[1, 0]"]),
+        ({0: "1"}, ["expected[0] must be an integer", "'1'"]),
+    ],
+)
+def test_assert_signaled_refuses_an_expectation_naming_no_eventfd_before_reading(
+    expected: object, parts: list[str]
+) -> None:
+    with EventFd() as e0, EventFd() as e1:
+        e0.write(1)
+        with pytest.raises((TypeError, ValueError)) as caught:
+            assert_signaled([e0, e1], expected)  # type: ignore[arg-type]
+        assert all(part in str(caught.value) for part in parts), caught.value
+        assert e0.read() == 1  # not consumed by the refused assertion
+
+
+@pytest.mark.parametrize("call", [read_counters, assert_quiet])
+def test_a_list_of_fd_numbers_is_refused_naming_the_first_before_reading(
+    call: Callable[[list[object]], object],
+) -> None:
+    with EventFd() as e:
+        e.write(2)
+        with pytest.raises(TypeError, match=r"^fds\[1\] must be an EventFd, not int 3$"):
+            call([e, 3])
+        assert e.read() == 2
+
+
+@pytest.mark.parametrize("code", ["EINVAL", None, 22.0])
+def test_expect_errno_takes_a_number_and_says_so_before_the_block(code: object) -> None:
+    ran = []
+    manager = expect_errno(code)  # type: ignore[arg-type]  # checked at enter, as with does
+    with pytest.raises(TypeError, match=r"errno\.EINVAL") as caught, manager:
+        ran.append(True)
+    assert repr(code) in str(caught.value)
+    assert ran == []  # was "expected EINVAL, got EINVAL" after running it
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("open_device(None)", "address must be a PCI address as a str"),
+        ("open_device(0x0300)", "not int 768"),
+        ("open_device('0000:00:1f.7', paths='/sys')", "paths must be a HostPaths"),
+    ],
+)
+def test_open_device_names_an_argument_of_the_wrong_type(source: str, shown: str) -> None:
+    assert shown in _refused(source, dict(API_NAMES))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parts"),
+    [
+        ({"settings": 5}, ["settings must be a profile name", "ci, dev, fuzz", "int 5"]),
+        ({"settings": None}, ["settings must be", "None"]),
+        ({"profile": 6}, ["profile must be a KernelProfile", "int 6"]),
+        ({"settle_s": -1}, ["settle_s", "-1"]),  # was accepted
+        ({"settle_s": float("nan")}, ["settle_s", "nan"]),
+        ({"out_dir": 5}, ["out_dir must be a directory path", "int 5"]),
+        ({"name": 5}, ["name must be a str", "int 5"]),
+        ({"progress": "yes"}, ["progress must be callable", "'yes'"]),  # failed 10 s in
+        ({"export": "no"}, ["export must be True or False", "'no'"]),
+    ],
+)
+def test_make_machine_names_a_bad_argument_at_once(
+    kwargs: dict[str, Any], parts: list[str]
+) -> None:
+    with pytest.raises((TypeError, ValueError)) as caught:
+        make_machine(SimDevice.edu, **kwargs)
+    assert all(part in str(caught.value) for part in parts), caught.value
+
+
+def test_a_device_factory_that_returns_no_device_is_named_at_the_first_example() -> None:
+    machine = make_machine(lambda: 5, export=False)
+    one = settings(machine.TestCase.settings, max_examples=1)
+    with pytest.raises(TypeError, match=r"open_kernel must return a Device.* returned int 5"):
+        run_state_machine_as_test(machine, settings=one)
+
+
+@pytest.mark.parametrize("profile", ["dev", "ci"])
+def test_fuzz_with_an_unwritable_example_database_is_one_line_before_any_run(
+    profile: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dev's database could not be created: every failure found would be lost.
+    monkeypatch.setenv("VFIO_HIL_FUZZ_DB", "/proc/nope")
+    code = vfio_hil_main(["fuzz", "--sim", "edu", "--profile", profile, "--max-examples", "2"])
+    out, err = capsys.readouterr()
+    assert code == Exit.USAGE
+    assert "examples" not in out  # no run was reported: none started
+    assert len(err.strip().splitlines()) == 1, err
+    assert "VFIO_HIL_FUZZ_DB /proc/nope:" in err
+
+
+def test_the_example_database_is_probed_only_when_a_run_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Registering the profiles happens at import: it must touch no disk.
+    monkeypatch.setenv("VFIO_HIL_FUZZ_DB", "/proc/nope")
+    assert fuzz_database(probe=False) is not None
+    with pytest.raises(VfioHilError, match=r"^VFIO_HIL_FUZZ_DB /proc/nope: "):
+        fuzz_database()
+    monkeypatch.setenv("VFIO_HIL_FUZZ_DB", str(tmp_path / "db"))
+    assert fuzz_database() is not None
+    assert list(tmp_path.iterdir()) == []  # probed, then left as it was
