@@ -66,7 +66,7 @@ def test_bench_mutants_with_an_unwritable_out_is_a_usage_error_before_any_mutant
 
 
 @pytest.mark.parametrize("which", [0, 1, 2], ids=["under-proc", "a-file", "under-a-file"])
-@pytest.mark.parametrize("how", ["--out", "VFIO_HIL_FUZZ_OUT"])
+@pytest.mark.parametrize("how", ["--out", "VFIO_HIL_FUZZ_OUT", "VFIO_HIL_RESULTS"])
 def test_fuzz_with_an_unwritable_out_is_a_usage_error_before_any_example_runs(
     which: int,
     how: str,
@@ -78,8 +78,9 @@ def test_fuzz_with_an_unwritable_out_is_a_usage_error_before_any_example_runs(
     argv = ["fuzz", "--sim", "edu"]
     if how == "--out":
         argv += ["--out", str(bad)]
-    else:
-        monkeypatch.setenv("VFIO_HIL_FUZZ_OUT", str(bad))
+    else:  # VFIO_HIL_RESULTS: counterexamples would go to its counterexamples/
+        monkeypatch.delenv("VFIO_HIL_FUZZ_OUT", raising=False)
+        monkeypatch.setenv(how, str(bad))
     code = vfio_hil_main(argv)
     out, err = capsys.readouterr()
     assert code == Exit.USAGE

@@ -134,9 +134,9 @@ def _sample(seed: int | None, name: str = "DifferentialMachine", base: settings 
     played: list = []
     inner = machine.play
 
-    def record(self: object, step: object) -> None:
+    def record(self: object, step: object, settle: bool = False) -> None:
         played.append(step)
-        inner(self, step)  # type: ignore[arg-type]
+        inner(self, step, settle)  # type: ignore[arg-type]
 
     machine.play = record  # type: ignore[method-assign]
     try:

@@ -214,8 +214,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             who = f"{bad.left} and {bad.right}" if ctx.run.peers else None
             who = who or f"{ctx.run.kernel.device.name} and the model"
             raise Divergence(
-                f"{who} disagree after {len(self.trace)} "
-                f"steps:\n{steps}\n{bad}{where}"
+                f"{who} disagree after {len(self.trace)} steps:\n{steps}\n{bad}{where}"
             )
 
     def _focused(self, data: st.DataObject, group: str) -> SetIrqs:

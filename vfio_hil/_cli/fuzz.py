@@ -140,8 +140,10 @@ def _fuzz(args: argparse.Namespace) -> int:
     from vfio_hil._fuzz.context import OUT_ENV, check_out_dir, default_out_dir
     from vfio_hil._fuzz.profiles import fuzz_database
 
-    if args.out is not None or os.environ.get(OUT_ENV):  # a typo costs seconds, not a run
-        check_out_dir(args.out or default_out_dir(), "--out" if args.out else OUT_ENV)
+    # Where a counterexample would go, checked now: a typo costs seconds, not a run.
+    env = next((v for v in (OUT_ENV, "VFIO_HIL_RESULTS") if os.environ.get(v)), None)
+    if args.out is not None or env:
+        check_out_dir(args.out or default_out_dir(), "--out" if args.out else str(env))
     fuzz_database()  # so is a bad VFIO_HIL_FUZZ_DB or VFIO_HIL_FUZZ_DB_SHARED, any profile
     if args.timeout is not None and not args.lab:
         raise VfioHilError(
