@@ -196,6 +196,23 @@ class Agent:
         if entry is not None:
             entry[1].close()
 
+    def op_bench_fuzz(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The whole fuzzer here, next to the device (``vfio-hil bench lab``'s
+        in-guest baseline): seeded examples, their steps and seconds."""
+        from hypothesis import settings
+
+        from vfio_hil._targets import parse_target
+        from vfio_hil.stateful import make_machine
+
+        target = parse_target(str(args["spec"]))
+        machine = make_machine(target.open, seed=0, export=False, settle_s=float(args["settle_s"]))
+        try:
+            machine.run(settings(machine.TestCase.settings, max_examples=int(args["examples"])))
+        finally:
+            machine.close_device()
+        stats = machine.stats()
+        return {"examples": stats.examples, "steps": stats.steps, "seconds": stats.seconds}
+
     def close(self) -> None:
         """Leave every device as a new user expects it, close everything."""
         for _, side in self.sides.values():

@@ -39,6 +39,15 @@ def add_parser(sub: Any) -> None:
     )
     mutants.set_defaults(handler=_mutants)
 
+    lab = which.add_parser(
+        "lab", help="lab fuzzing in one guest: in the guest, and on the host through its agent"
+    )
+    lab.add_argument("--kernel", type=lab_kernel, default="6.12", metavar="KERNEL")
+    lab.add_argument(
+        "--examples", type=positive, default=60, metavar="N", help="per device and run (60)"
+    )
+    lab.set_defaults(handler=_lab)
+
 
 def _loopback(args: argparse.Namespace) -> int:
     if args.lab:
@@ -80,3 +89,15 @@ def _mutants(args: argparse.Namespace) -> int:
     runs = "" if args.seeds == 1 else f" runs ({len(chosen)} mutants x {args.seeds} seeds)"
     print(f"{found}/{len(rows)}{runs} detected in {time.monotonic() - started:.1f}s")
     return Exit.OK if found == len(rows) else Exit.FAILED
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from vfio_hil._bench.lab_fuzz import format_rates, measure
+    from vfio_hil._cli.lab import on_agents
+    from vfio_hil._lab.agent import LabAgent
+
+    def bench(lab: LabAgent) -> int:
+        print(format_rates(lab.kernel.name, measure(lab, args.examples)), flush=True)
+        return Exit.OK
+
+    return on_agents([args.kernel], bench, 3600.0)
