@@ -34,7 +34,7 @@ from vfio_hil._lab.kernels import Kernel
 mode, out = sys.argv[1], Path(sys.argv[2])
 
 
-def fake_argv(kernel, accel, preset, kdir, memory, cpus):
+def fake_argv(kernel, accel, preset, kdir, memory, cpus, extra_qemu_args=()):
     say = f'echo "$$ $!" > {out}/pids.tmp && mv {out}/pids.tmp {out}/pids'
     return ["sh", "-c", f"sleep 60 & {say}; wait"]
 
@@ -49,7 +49,7 @@ options = {"results_dir": out / "results", "echo": None}
 if mode == "cli":
     from vfio_hil._cli import lab as cli
 
-    cli._kernels = lambda specs, refresh=False: [kernel]
+    cli.resolve_kernels = lambda specs, refresh=False: [kernel]
     sys.exit(cli.run_guarded(["fake"], ["true"], **options))
 try:
     run.run_lab([kernel], ["true"], **options)
@@ -122,7 +122,13 @@ def quick_guest(monkeypatch: pytest.MonkeyPatch) -> None:
     """Guests that write exit code 0 where the guest script would, and end."""
 
     def fake_argv(
-        kernel: Kernel, accel: str, preset: object, kdir: Path, memory: str, cpus: int
+        kernel: Kernel,
+        accel: str,
+        preset: object,
+        kdir: Path,
+        memory: str,
+        cpus: int,
+        extra_qemu_args: object = (),
     ) -> list[str]:
         return ["sh", "-c", f"sleep 0.2; echo 0 > {kdir}/exit_code"]
 
