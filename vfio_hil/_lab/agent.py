@@ -35,6 +35,7 @@ from vfio_hil._lab.run import (
     LabResult,
     _sigterm_unwinds,
     pick_accel,
+    results_root,
     run_one,
 )
 
@@ -83,8 +84,7 @@ def lab_agent(
     preset = get_preset(devices)
     with _sigterm_unwinds():
         chosen = pick_accel(accel, kernel)
-        root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
-        root.mkdir(parents=True, exist_ok=True)
+        root = results_root(results_dir)
         # A short path: a unix socket's name is limited to 107 bytes.
         sockdir = Path(tempfile.mkdtemp(prefix="vh-agent-", dir="/tmp"))
         sock_path = sockdir / "s"

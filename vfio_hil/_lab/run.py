@@ -334,6 +334,13 @@ def run_one(
     return result
 
 
+def results_root(results_dir: Path | None) -> Path:
+    """Where a run's per-kernel results go (made now): the given directory, or a new one."""
+    root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def stop_all_guests() -> int:
     """Kill every guest this process is running (runs in other threads end
     as if their guest died); how many there were."""
@@ -379,8 +386,7 @@ def run_lab(
         )
     with _sigterm_unwinds():
         chosen = pick_accel(accel, kernels[0])
-        root = (results_dir or Path(tempfile.mkdtemp(prefix="vfio-hil-lab-"))).absolute()
-        root.mkdir(parents=True, exist_ok=True)
+        root = results_root(results_dir)
         log(f"results in {root}")
         results = []
         for k in kernels:
