@@ -44,6 +44,8 @@ from vfio_hil._lockstep import (
 from vfio_hil._targets import parse_target
 from vfio_hil.stateful import Divergence, make_machine
 
+pytest_plugins = ["pytester"]
+
 EVERY_STEP_KIND = [
     SetIrqs(0x24, 2, 0, 3, fds=("e1", -1, "closed", "notfd", 7), argsz=40),
     SetIrqs(0x22, 0, 0, 1, bools=b"\x01\xff"),
@@ -289,8 +291,72 @@ def test_a_remote_device_refuses_eventfds_of_this_process(agent: AgentChannel) -
 
     device = agent.open("sim:edu")
     try:
-        with EventFd() as efd, pytest.raises(AgentError, match="eventfds of this process"):
+        with EventFd() as efd, pytest.raises(AgentError, match="this process's eventfds"):
             device.set_irqs(IrqSet.eventfds("INTX", 0, [efd]))
         assert device.set_irqs(IrqSet.eventfds("INTX", 0, [-1])) == 0  # a de-assign is fine
     finally:
         device.close()
+
+
+def test_a_remote_eventfd_counts_what_the_device_signals_there(agent: AgentChannel) -> None:
+    device = agent.open("sim:edu")
+    try:
+        with device.eventfd() as efd:
+            assert device.set_irqs(IrqSet.eventfds("INTX", 0, [efd])) == 0
+            assert device.set_irqs(IrqSet.trigger("INTX")) == 0  # loopback
+            assert efd.read() == 1
+            assert efd.read() == 0
+            efd.write(3)
+            assert efd.wait(1.0) == 3
+        with pytest.raises(ValueError, match="closed"):
+            efd.read()
+    finally:
+        device.close()
+
+
+def test_the_conformance_suite_runs_here_on_a_device_over_ssh(
+    fake_ssh: Path, pytester: pytest.Pytester
+) -> None:
+    # The plugin's fixtures on a device elsewhere: eventfds made there, the
+    # model mirror asking the agent which eventfd a number is.
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "vfio_hil",
+        "--pyargs",
+        "vfio_hil.suite",
+        "--vfio-device",
+        "ssh://box/sim:edu",
+        "--vfio-device",
+        "ssh://box/sim:virtio_msix:8",
+        "-q",
+    )
+    here = pytester.runpytest_subprocess(
+        "-p", "vfio_hil", "--pyargs", "vfio_hil.suite", "--vfio-sim", "edu", "-q"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes.get("errors", 0) == 0, result.stdout.str()
+    assert outcomes["passed"] > here.parseoutcomes()["passed"]  # both devices ran
+
+
+@pytest.mark.parametrize(
+    ("spec", "canonical"),
+    [
+        ("lab:6.12/edu", "lab:6.12/edu"),
+        ("lab:7/virtio", "lab:7/virtio"),
+        ("lab:6.1/00:0b.0", "lab:6.1/0000:00:0b.0"),
+    ],
+)
+def test_a_lab_target_names_a_kernel_and_a_device(spec: str, canonical: str) -> None:
+    target = parse_target(spec)  # parsing boots nothing: the first open does
+    assert target.spec == canonical
+    assert not target.simulated
+    assert target.eventfd is not None  # a test's eventfds are made in the guest
+
+
+@pytest.mark.parametrize("spec", ["lab:", "lab:6.12", "lab:6.12/", "lab:/edu", "lab:6.12/banana"])
+def test_a_malformed_lab_target_says_the_form(spec: str) -> None:
+    from vfio_hil._errors import VfioHilError
+
+    with pytest.raises(VfioHilError, match=r"lab:KERNEL/DEVICE|'banana' is no lab device"):
+        parse_target(spec)

@@ -7,6 +7,7 @@ import os
 import select
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 from vfio_hil._irq import _U32, _field, _flag
 
@@ -112,9 +113,20 @@ def read_counters(fds: Iterable[EventFd]) -> list[int]:
     return [e.read() for e in eventfd_list(fds)]
 
 
+@runtime_checkable
+class EventFdLike(Protocol):
+    """An EventFd, or one that lives elsewhere (``RemoteEventFd``, in an agent)."""
+
+    @property
+    def fd(self) -> int: ...
+
+    def read(self) -> int: ...
+
+
 def eventfd_list(fds: Iterable[object], name: str = "fds") -> list[EventFd]:
-    """``fds`` as a list, each checked to be an EventFd before any is read
-    (a read resets a counter), else a TypeError naming the first that is not."""
+    """``fds`` as a list, each checked to be an EventFd (or ``EventFdLike``)
+    before any is read (a read resets a counter), else a TypeError naming the
+    first that is not."""
     try:
         items = list(fds)
     except TypeError:
@@ -123,7 +135,7 @@ def eventfd_list(fds: Iterable[object], name: str = "fds") -> list[EventFd]:
         ) from None
     checked: list[EventFd] = []
     for i, efd in enumerate(items):
-        if not isinstance(efd, EventFd):
+        if not isinstance(efd, EventFd | EventFdLike):
             raise TypeError(f"{name}[{i}] must be an EventFd, not {type(efd).__name__} {efd!r}")
-        checked.append(efd)
+        checked.append(efd)  # type: ignore[arg-type]
     return checked

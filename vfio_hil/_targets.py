@@ -7,7 +7,10 @@ Spec syntax, written down once here:
   ``SIM_PRESETS``; ``:VECTORS`` sizes virtio_msix's MSI-X table (1-2048);
   ``@KERNEL`` a profile name (``6.12``) or an exact version (``6.1.50``);
 * ``ssh://HOST/SPEC``: ``SPEC`` (either form above) on another machine,
-  through a device agent started over SSH (``vfio_hil._agent.remote``).
+  through a device agent started over SSH (``vfio_hil._agent.remote``);
+* ``lab:KERNEL/DEVICE``: a device of a lab guest (``DEVICE`` an address, or
+  ``edu`` or ``virtio``), booted at the first open and kept for the process
+  (``vfio_hil._lab.sessions``).
 
 ``select_specs`` is the one place that decides which option, environment
 variable or ini key names the targets.
@@ -19,6 +22,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioHilError
@@ -65,11 +69,15 @@ _FORMS = "an address like 0000:01:00.0, sim:PRESET[:VECTORS][@KERNEL], or ssh://
 
 @dataclass(frozen=True)
 class Target:
-    """One device to run on: its canonical spec and how to open it."""
+    """One device to run on: its canonical spec and how to open it.
+
+    ``eventfd``: makes an eventfd where the device is (``initval``,
+    ``semaphore``); None: this process's ``EventFd`` will do."""
 
     spec: str
     simulated: bool
     open: Callable[[], Device]
+    eventfd: Callable[[int, bool], Any] | None = None
 
     def __str__(self) -> str:
         return self.spec
@@ -137,7 +145,45 @@ def _ssh(spec: str) -> Target:
 
         return ssh_channel(host).open(inner.spec)
 
-    return Target(f"ssh://{host}/{inner.spec}", inner.simulated, open_remote)
+    def eventfd(initval: int, semaphore: bool) -> Any:
+        from vfio_hil._agent.remote import ssh_channel
+
+        return ssh_channel(host).eventfd(initval, semaphore)
+
+    return Target(f"ssh://{host}/{inner.spec}", inner.simulated, open_remote, eventfd)
+
+
+def _lab(spec: str) -> Target:
+    kernel, slash, which = spec.removeprefix("lab:").partition("/")
+    if not kernel or not slash or not which:
+        raise VfioHilError(
+            f"{spec!r}: write lab:KERNEL/DEVICE",
+            "e.g. lab:6.12/edu, lab:7/virtio, lab:6.1/0000:00:0b.0",
+        )
+    from vfio_hil._lab.sessions import DEVICE_NAMES
+
+    if which not in DEVICE_NAMES:
+        from vfio_hil._host.sysfs import parse_address
+
+        try:
+            which = parse_address(which)
+        except VfioHilError:
+            raise VfioHilError(
+                f"{spec!r}: {which!r} is no lab device",
+                f"name one of {', '.join(DEVICE_NAMES)} or a PCI address, e.g. lab:{kernel}/edu",
+            ) from None
+
+    def open_lab() -> Device:
+        from vfio_hil._lab.sessions import lab_device, lab_session
+
+        return lab_session(kernel).channel.open(lab_device(kernel, which))
+
+    def eventfd(initval: int, semaphore: bool) -> Any:
+        from vfio_hil._lab.sessions import lab_session
+
+        return lab_session(kernel).channel.eventfd(initval, semaphore)
+
+    return Target(f"lab:{kernel}/{which}", False, open_lab, eventfd)
 
 
 def parse_target(spec: str) -> Target:
@@ -151,6 +197,8 @@ def parse_target(spec: str) -> Target:
         return _sim(text)
     if text.startswith("ssh://"):
         return _ssh(text)
+    if text.startswith("lab:"):
+        return _lab(text)
     preset = text.partition("@")[0].partition(":")[0]
     if preset in SIM_PRESETS:  # "edu" for "sim:edu"
         raise VfioHilError(

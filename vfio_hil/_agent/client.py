@@ -32,7 +32,14 @@ from vfio_hil._lockstep.timing import Timing
 if TYPE_CHECKING:
     from vfio_hil._model.profile import KernelProfile
 
-__all__ = ["CALL_TIMEOUT_S", "AgentChannel", "RemoteDevice", "RemoteSide", "RemoteStimulus"]
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "AgentChannel",
+    "RemoteDevice",
+    "RemoteEventFd",
+    "RemoteSide",
+    "RemoteStimulus",
+]
 
 # Longer than any one step can take in a TCG guest (a converge read waits
 # at most Timing.converge_s); an agent silent for this long is gone.
@@ -62,6 +69,7 @@ class AgentChannel:
         self._buffer = b""
         self.closed = False
         self.calls = 0
+        self.eventfds: set[int] = set()  # the agent's numbers of RemoteEventFds open
 
     def call(self, op: str, timeout: float = CALL_TIMEOUT_S, **args: Any) -> Any:
         if self.closed:
@@ -132,6 +140,14 @@ class AgentChannel:
         """Open ``spec`` (an address or ``sim:...``) in the agent."""
         return RemoteDevice(self, spec, self.call("open", spec=spec))
 
+    def eventfd(self, initval: int = 0, semaphore: bool = False) -> RemoteEventFd:
+        """An eventfd in the agent, for a test's own requests to its devices."""
+        efd = RemoteEventFd(
+            self, int(self.call("eventfd_open", initval=initval, semaphore=semaphore))
+        )
+        self.eventfds.add(efd.fd)
+        return efd
+
 
 def _profile(data: dict[str, Any]) -> KernelProfile:
     import dataclasses
@@ -140,6 +156,56 @@ def _profile(data: dict[str, Any]) -> KernelProfile:
 
     major, minor, patch = (int(v) for v in data["version"])
     return dataclasses.replace(kernel_spec(f"{major}.{minor}.{patch}"), name=str(data["name"]))
+
+
+class RemoteEventFd:
+    """An eventfd in the agent, with ``EventFd``'s interface: ``fd`` is the
+    agent's number, so a request that names it means it there."""
+
+    def __init__(self, channel: AgentChannel, fd: int) -> None:
+        self._channel = channel
+        self._fd = fd
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            raise ValueError("EventFd is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def read(self) -> int:
+        return int(self._channel.call("eventfd_read", fd=self.fd))
+
+    def write(self, value: int = 1) -> None:
+        self._channel.call("eventfd_write", fd=self.fd, value=value)
+
+    def wait(self, timeout: float) -> int:
+        """As ``EventFd.wait``; at most 30 s a call (the agent's bound)."""
+        return int(
+            self._channel.call("eventfd_wait", CALL_TIMEOUT_S + 30.0, fd=self.fd, seconds=timeout)
+        )
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            self._channel.eventfds.discard(fd)
+            if not self._channel.closed:
+                self._channel.call("eventfd_close", fd=fd)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __enter__(self) -> RemoteEventFd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteEventFd({self._fd}, {self._channel.where})"
 
 
 class RemoteStimulus:
@@ -203,13 +269,15 @@ class RemoteDevice:
         """The request's bytes as given.  Eventfds of this process mean nothing
         to the agent (the number would name one of its own files): a request
         that assigns any is refused; a ``RemoteSide`` names eventfds by slot."""
-        if irqset.data_type == u.VFIO_IRQ_SET_DATA_EVENTFD and any(fd >= 0 for fd in irqset.fds):
-            raise AgentError(
-                f"{self._name}: {irqset!r} names eventfds of this process, which the "
-                "agent cannot use",
-                "drive a remote device through the lockstep engine (fuzz, diff, replay, "
-                "scenarios), whose steps name eventfds by slot",
-            )
+        if irqset.data_type == u.VFIO_IRQ_SET_DATA_EVENTFD:
+            foreign = [fd for fd in irqset.fds if fd >= 0 and fd not in self.channel.eventfds]
+            if foreign:
+                raise AgentError(
+                    f"{self._name}: {irqset!r} names fd {foreign[0]}, which is no eventfd "
+                    "the agent made: this process's eventfds mean nothing there",
+                    "make the eventfds with the device's eventfd() (the plugin's eventfds "
+                    "fixture does), or drive it through fuzz, diff, replay or scenarios",
+                )
         return int(
             self._call(
                 "set_irqs",
@@ -250,6 +318,14 @@ class RemoteDevice:
             return
         self._closed = True
         self.channel.call("close", device=self._handle)
+
+    def eventfd(self, initval: int = 0, semaphore: bool = False) -> RemoteEventFd:
+        """An eventfd next to the device, for this device's requests."""
+        return self.channel.eventfd(initval, semaphore)
+
+    def eventfd_id(self, fd: int) -> str:
+        """The identity of the agent's eventfd ``fd`` ("" if it is none)."""
+        return str(self.channel.call("eventfd_id", fd=fd))
 
     def side(self, slots: int) -> RemoteSide:
         return RemoteSide(self, slots)

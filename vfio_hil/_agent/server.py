@@ -24,6 +24,7 @@ from typing import Any
 
 from vfio_hil._agent import wire
 from vfio_hil._device import Device, close_clean
+from vfio_hil._eventfd import EventFd
 from vfio_hil._irq import IrqSet
 from vfio_hil._lockstep.engine import Side
 from vfio_hil._lockstep.timing import Timing
@@ -39,6 +40,7 @@ class Agent:
     def __init__(self) -> None:
         self.devices: dict[int, Device] = {}
         self.sides: dict[int, tuple[int, Side]] = {}  # side -> (device handle, Side)
+        self.eventfds: dict[int, EventFd] = {}  # the host's tests' eventfds, by number
         self._next = 1
 
     def _handle(self) -> int:
@@ -61,10 +63,12 @@ class Agent:
     def op_hello(self, args: dict[str, Any]) -> dict[str, Any]:
         from vfio_hil._targets import env_list
 
+        devices = env_list("VFIO_HIL_DEVICES") or []
         return {
             "protocol": PROTOCOL,
             "release": os.uname().release,
-            "devices": env_list("VFIO_HIL_DEVICES") or [],
+            "devices": devices,
+            "ids": {address: _pci_ids(address) for address in devices},
             "pid": os.getpid(),
         }
 
@@ -155,6 +159,38 @@ class Agent:
         if device is not None:
             close_clean(device) if args.get("clean") else device.close()
 
+    # --- eventfds of the host's own tests (RemoteEventFd) ------------------
+    def op_eventfd_open(self, args: dict[str, Any]) -> int:
+        efd = EventFd(int(args.get("initval", 0)), bool(args.get("semaphore", False)))
+        self.eventfds[efd.fd] = efd
+        return efd.fd
+
+    def _eventfd(self, args: dict[str, Any]) -> EventFd:
+        try:
+            return self.eventfds[int(args["fd"])]
+        except KeyError:
+            raise wire.AgentError(f"no eventfd {args.get('fd')!r} of the host's") from None
+
+    def op_eventfd_read(self, args: dict[str, Any]) -> int:
+        return self._eventfd(args).read()
+
+    def op_eventfd_write(self, args: dict[str, Any]) -> None:
+        self._eventfd(args).write(int(args.get("value", 1)))
+
+    def op_eventfd_wait(self, args: dict[str, Any]) -> int:
+        return self._eventfd(args).wait(min(float(args["seconds"]), 30.0))
+
+    def op_eventfd_id(self, args: dict[str, Any]) -> str:
+        from vfio_hil._sim.eventfds import _eventfd_id
+
+        fd = int(args["fd"])  # any number: the mirror asks about every fd of a request
+        return _eventfd_id(fd) if fd in self.eventfds else ""
+
+    def op_eventfd_close(self, args: dict[str, Any]) -> None:
+        efd = self.eventfds.pop(int(args["fd"]), None)
+        if efd is not None:
+            efd.close()
+
     def op_side_open(self, args: dict[str, Any]) -> int:
         handle = int(args["device"])
         side = Side(self._device(args), int(args["slots"]))
@@ -223,6 +259,9 @@ class Agent:
             with contextlib.suppress(Exception):
                 close_clean(device)
         self.devices.clear()
+        for efd in self.eventfds.values():
+            efd.close()
+        self.eventfds.clear()
 
     def handle(self, message: dict[str, Any]) -> dict[str, Any]:
         """One request's answer (an error is an answer too)."""
@@ -234,6 +273,18 @@ class Agent:
             return {"id": ident, "ok": op(message.get("args") or {})}
         except Exception as exc:  # every failure goes back to the caller, named
             return {"id": ident, "error": wire.encode_error(exc)}
+
+
+def _pci_ids(address: str) -> str:
+    """``vendor:device`` of a device here, as sysfs has them ("" for a sim: spec)."""
+    ids = []
+    for name in ("vendor", "device"):
+        try:
+            with open(f"/sys/bus/pci/devices/{address}/{name}") as f:
+                ids.append(f.read().strip().removeprefix("0x"))
+        except OSError:
+            return ""
+    return ":".join(ids)
 
 
 class _HostGoneError(Exception):

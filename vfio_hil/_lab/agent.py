@@ -55,6 +55,7 @@ class LabAgent:
     channel: AgentChannel
     devices: list[str]
     release: str
+    ids: dict[str, str] = field(default_factory=dict)  # address -> vendor:device
     result: LabResult | None = None  # set when the guest has ended
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -116,7 +117,13 @@ def lab_agent(
         try:
             channel = _connect(sock_path, thread, f"lab {kernel.name}")
             hello = channel.call("hello", timeout=BOOT_TIMEOUT_S)
-            lab = LabAgent(kernel, channel, list(hello["devices"]), str(hello["release"]))
+            lab = LabAgent(
+                kernel,
+                channel,
+                list(hello["devices"]),
+                str(hello["release"]),
+                dict(hello.get("ids") or {}),
+            )
             lab._thread = thread
             named = ", ".join(lab.devices) or "no devices"
             log(f"{kernel.name}: agent up ({hello['release']}): {named}")

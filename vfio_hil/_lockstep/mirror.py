@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vfio_hil import _uapi as u
@@ -46,6 +46,9 @@ class ModelMirror:
         self.last: int | str | None = None  # the model's last answer (value or errno name)
         self.raised = False  # the device has raised and not cleared everything
         self._shadows: dict[str, EventFd] = {}  # the test's eventfd-id -> the twin's eventfd
+        # How an fd number's eventfd is told apart: this process's /proc, or
+        # (a device behind an agent) the agent's.
+        self.identify: Callable[[int], str] = _eventfd_id
 
     @property
     def model(self) -> VfioPciModel:
@@ -54,7 +57,7 @@ class ModelMirror:
     def _shadow(self, fd: int) -> int:
         """The twin's stand-in for the test's fd: its own eventfd for an eventfd,
         the same number for anything else (closed, -1, not an eventfd)."""
-        identity = _eventfd_id(fd) if fd >= 0 else ""
+        identity = self.identify(fd) if fd >= 0 else ""
         if identity in ("", "?"):
             return fd
         if identity not in self._shadows:
@@ -84,7 +87,7 @@ class ModelMirror:
     def take(self, efd: EventFd) -> int:
         """How many signals the model expects on ``efd`` since the last take."""
         self.twin.quiesce()
-        shadow = self._shadows.get(_eventfd_id(efd.fd))
+        shadow = self._shadows.get(self.identify(efd.fd))
         return shadow.read() if shadow is not None else 0
 
     def assert_matches(self, fds: Sequence[EventFd]) -> None:
@@ -133,6 +136,9 @@ class TrackedDevice:
 
     def __init__(self, device: Device, mirror: ModelMirror) -> None:
         self._device = device
+        identify = getattr(device, "eventfd_id", None)  # a RemoteDevice's eventfds are remote
+        if callable(identify):
+            mirror.identify = identify
         self.mirror = mirror
         twin_stimulus = mirror.twin.stimulus
         device_stimulus = device.stimulus

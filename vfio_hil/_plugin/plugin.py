@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,16 +205,21 @@ def vfio_stimulus(vfio_device: object) -> object:
 
 
 @pytest.fixture
-def eventfds() -> Iterator[Callable[..., list[object]]]:
-    """``eventfds(n, initval=0)``: n non-blocking eventfds, all closed at teardown."""
+def eventfds(request: pytest.FixtureRequest) -> Iterator[Callable[..., list[object]]]:
+    """``eventfds(n, initval=0)``: n non-blocking eventfds, all closed at teardown.
+    For a test on a target elsewhere (``lab:``, ``ssh://``) they are made there."""
     from vfio_hil._eventfd import EventFd
 
-    made: list[EventFd] = []
+    made: list[Any] = []
+    factory: Callable[[int, bool], Any] = EventFd
+    if "vfio_target" in request.fixturenames:
+        target = request.getfixturevalue("vfio_target").target
+        factory = target.eventfd or EventFd
 
     def make(n: int, initval: int = 0) -> list[object]:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1024:
             raise ValueError(f"eventfds(n): n must be a whole number in 0..1024, not {n!r}")
-        new = [EventFd(initval) for _ in range(n)]
+        new = [factory(initval, False) for _ in range(n)]
         made.extend(new)
         return list(new)
 

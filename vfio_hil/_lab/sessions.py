@@ -1,0 +1,84 @@
+"""Lab guests kept for the whole process: what ``lab:KERNEL/DEVICE`` targets open.
+
+The first open of a ``lab:6.12/edu`` target boots 6.12 with its device
+agent; later opens of any ``lab:6.12/...`` target reuse that guest.  Every
+guest is shut down when the process exits (``close_all``, at exit), and a
+guest whose agent is gone (it crashed, it timed out) is booted again at the
+next open.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+
+from vfio_hil._agent.wire import AgentError
+from vfio_hil._lab._util import LabError
+from vfio_hil._lab.agent import LabAgent, lab_agent
+from vfio_hil._lab.qemu import EDU_ID, VIRTIO_RNG_ID
+
+__all__ = ["DEVICE_NAMES", "close_all", "lab_device", "lab_session"]
+
+# What a lab target may call a device instead of its address.
+DEVICE_NAMES = {"edu": EDU_ID, "virtio": VIRTIO_RNG_ID}
+# A session's guest may live as long as a test session does.
+SESSION_TIMEOUT_S = 6 * 3600.0
+
+_SESSIONS: dict[str, tuple[contextlib.ExitStack, LabAgent]] = {}
+_LOCK = threading.Lock()
+
+
+def lab_session(kernel_spec: str) -> LabAgent:
+    """This process's guest of ``kernel_spec``, booted on first use."""
+    from vfio_hil._cli.lab import resolve_kernels
+
+    with _LOCK:
+        held = _SESSIONS.get(kernel_spec)
+        if held is not None and not held[1].channel.closed:
+            return held[1]
+        if held is not None:
+            held[0].close()
+        try:
+            kernels = resolve_kernels([kernel_spec])
+        except LabError as exc:
+            raise AgentError(
+                f"lab:{kernel_spec}: {exc}", "vfio-hil lab kernels lists them"
+            ) from None
+        if len(kernels) != 1:
+            names = ", ".join(k.name for k in kernels)
+            raise AgentError(
+                f"lab:{kernel_spec} names {len(kernels)} kernels ({names})",
+                "a lab target names one kernel, e.g. lab:6.12/edu",
+            )
+        stack = contextlib.ExitStack()
+        try:
+            lab = stack.enter_context(lab_agent(kernels[0], timeout=SESSION_TIMEOUT_S, echo=None))
+        except BaseException:
+            stack.close()
+            raise
+        _SESSIONS[kernel_spec] = (stack, lab)
+        return lab
+
+
+def lab_device(kernel_spec: str, which: str) -> str:
+    """The address in ``kernel_spec``'s guest of ``which`` (an address or a name)."""
+    lab = lab_session(kernel_spec)
+    wanted = DEVICE_NAMES.get(which)
+    for address, ids in lab.ids.items():
+        if address == which or ids == wanted:
+            return address
+    raise AgentError(
+        f"lab:{kernel_spec}/{which}: the guest has no such device",
+        f"name one of: {', '.join([*DEVICE_NAMES, *lab.devices])}",
+    )
+
+
+@atexit.register
+def close_all() -> None:
+    """Shut every session's guest down (the agent exits, the guest powers off)."""
+    with _LOCK:
+        for stack, _ in _SESSIONS.values():
+            with contextlib.suppress(Exception):
+                stack.close()
+        _SESSIONS.clear()
