@@ -360,3 +360,12 @@ def test_a_malformed_lab_target_says_the_form(spec: str) -> None:
 
     with pytest.raises(VfioHilError, match=r"lab:KERNEL/DEVICE|'banana' is no lab device"):
         parse_target(spec)
+
+
+def test_the_report_header_says_where_a_remote_target_is(
+    fake_ssh: Path, pytester: pytest.Pytester
+) -> None:
+    pytester.makepyfile("def test_x(vfio_device):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "vfio_hil", "--vfio-device", "ssh://box/sim:edu")
+    line = "ssh://box/sim:edu@6.12 [1234:11e8] driver=simulated via ssh box group=- kernel=6.12"
+    assert line in result.stdout.str()

@@ -236,6 +236,9 @@ class RemoteDevice:
         self._platform = Platform(**opened["platform"])
         self._stimulus = RemoteStimulus(self) if opened["edu"] else None
         self._closed = False
+        # What the report header says of it: the driver there, and where.
+        self.driver = f"{opened.get('driver', '?')} via {channel.where}"
+        self.group = str(opened.get("group", "?"))
 
     def _call(self, op: str, **args: Any) -> Any:
         if self._closed:

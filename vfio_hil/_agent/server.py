@@ -79,9 +79,12 @@ class Agent:
         handle = self._handle()
         self.devices[handle] = device
         platform = device.platform
+        pci = getattr(device, "pci", None)  # a HostDevice's sysfs view
         return {
             "handle": handle,
             "name": device.name,
+            "driver": pci.driver if pci is not None else "simulated",
+            "group": str(pci.iommu_group) if pci is not None else "-",
             "kernel": {"name": device.kernel.name, "version": list(device.kernel.version)},
             "platform": {
                 "intx_level_at_enable": platform.intx_level_at_enable,

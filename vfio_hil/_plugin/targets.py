@@ -54,9 +54,9 @@ def probe(target: Target) -> TargetInfo:
             info.ids = f"{int.from_bytes(vendor, 'little'):04x}:{int.from_bytes(dev, 'little'):04x}"
             info.kernel = device.kernel
             info.stimulus = device.stimulus is not None
-            pci = getattr(device, "pci", None)
-            info.driver = pci.driver if pci is not None else "simulated"
-            info.group = str(pci.iommu_group) if pci is not None else "-"
+            pci = getattr(device, "pci", None)  # a HostDevice; a RemoteDevice says its own
+            info.driver = pci.driver if pci is not None else getattr(device, "driver", "simulated")
+            info.group = str(pci.iommu_group) if pci is not None else getattr(device, "group", "-")
     except (VfioHilError, VfioError, OSError, TimeoutError) as err:
         info.error = str(err)
     return info
