@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,6 +95,39 @@ def _checks_command(spec: str) -> list[str]:
     return [*pytest_args, *ignore, *paths]
 
 
+class _Progress:
+    """Progress lines on the terminal while pytest captures the tests' output,
+    so a CI log shows each guest boot, fuzz, and end as it happens (the
+    capture manager is suspended for each line; the main thread is only
+    waiting for the guests meanwhile)."""
+
+    EVERY_S = 60.0  # a running fuzz says how far it got at most this often
+
+    def __init__(self) -> None:
+        self.capture: Any = None
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def __call__(self, label: str, line: str) -> None:
+        text = line.rstrip("\n")
+        if "running;" in text:
+            now = time.monotonic()
+            if now - self._last.get(label, 0.0) < self.EVERY_S:
+                return
+            self._last[label] = now
+        with self._lock:
+            if self.capture is None:
+                return
+            with self.capture.global_and_fixture_disabled():
+                sys.stderr.write(f"\n[{label}] {text}")
+                sys.stderr.flush()
+
+
+PROGRESS = _Progress()
+# What of a guest's or a fuzz run's output is progress worth a CI log line.
+_PROGRESS_LINE = re.compile(r"^(lab: |VFIO-HIL-LAB: (guest up|command (start|exit))|lab \S+ \S+: )")
+
+
 class _Prefixed:
     """A stream that labels each line: two guests echo at once."""
 
@@ -102,6 +137,8 @@ class _Prefixed:
     def write(self, text: str) -> int:
         for line in text.splitlines(keepends=True):
             self.out.write(f"[{self.label}] {line}")
+            if _PROGRESS_LINE.match(line):
+                PROGRESS(self.label, line)
         return len(text)
 
     def flush(self) -> None:
@@ -175,6 +212,7 @@ def lab_runs(
         and item.originalname == "test_kernel_agrees_with_the_model_and_passes_the_suite"
     ]
     wanted.sort(key=lambda job: PARTS.index(job[1]))
+    PROGRESS.capture = request.config.pluginmanager.getplugin("capturemanager")
     pool = ThreadPoolExecutor(max_workers=max(JOBS, 1), thread_name_prefix="lab")
     runs = {
         (spec, part): pool.submit(_run, spec, part, tmp_path_factory.mktemp(f"{spec}-{part}"))
@@ -192,6 +230,7 @@ def lab_runs(
         for child in list(_CHILDREN):  # SIGTERM: it kills its own guest
             child.terminate()
         pool.shutdown(wait=True)
+        PROGRESS.capture = None
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
