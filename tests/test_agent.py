@@ -369,3 +369,20 @@ def test_the_report_header_says_where_a_remote_target_is(
     result = pytester.runpytest_subprocess("-p", "vfio_hil", "--vfio-device", "ssh://box/sim:edu")
     line = "ssh://box/sim:edu@6.12 [1234:11e8] driver=simulated via ssh box group=- kernel=6.12"
     assert line in result.stdout.str()
+
+
+def test_after_an_interrupt_mid_call_the_channel_says_interrupted_not_failed(
+    agent: AgentChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C between a request and its answer closes the channel; later calls
+    # (cleanup, hypothesis' next step) must keep unwinding as an interrupt,
+    # not fail as a lost agent, or hypothesis replays the example as a failure.
+    def interrupted(op: str, timeout: float) -> dict[str, object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent, "_receive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        agent.call("hello")
+    assert agent.closed
+    with pytest.raises(KeyboardInterrupt):
+        agent.call("hello")

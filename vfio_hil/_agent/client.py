@@ -68,20 +68,27 @@ class AgentChannel:
         self._ids = itertools.count(1)
         self._buffer = b""
         self.closed = False
+        self._interrupted = False
         self.calls = 0
         self.eventfds: set[int] = set()  # the agent's numbers of RemoteEventFds open
 
     def call(self, op: str, timeout: float = CALL_TIMEOUT_S, **args: Any) -> Any:
         if self.closed:
+            if self._interrupted:
+                # Closed by Ctrl-C or SIGTERM: the caller is still unwinding from
+                # it, and an AgentError here would read as a new failure
+                # (hypothesis would replay the example and call it flaky).
+                raise KeyboardInterrupt
             raise wire.AgentError(f"{self.where}: the agent's channel is closed")
         ident = next(self._ids)
         self.calls += 1
         try:
             self._send(wire.encode({"id": ident, "op": op, "args": args}))
             answer = self._receive(op, timeout)
-        except BaseException:
+        except BaseException as exc:
             # Interrupted (Ctrl-C, SIGTERM) between request and answer: the
             # answer would be read as the next call's, so nothing more is sent.
+            self._interrupted = isinstance(exc, KeyboardInterrupt)
             self.close()
             raise
         if answer.get("id") != ident:

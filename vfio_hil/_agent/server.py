@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -371,6 +372,9 @@ def serve(read_fd: int, write_fd: int, *, wait_for_host: bool = False) -> None:
 
 def main(port: str | None) -> int:
     """``vfio-hil agent``: serve on a virtio-serial port by name, or stdin/stdout."""
+    # Its life is its channel's: a Ctrl-C at the host's terminal reaches this
+    # child too, and must not end it in the middle of an answer.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if port is None:
         # stdout carries answers only: anything printed goes to stderr.
         out = os.dup(sys.stdout.fileno())

@@ -123,7 +123,7 @@ def _fuzz_one(
         in_flight = sys.exc_info()[0] is not None
         try:
             machine.close_device()
-        except VfioHilError:
+        except (VfioHilError, KeyboardInterrupt):
             # An agent that is gone cannot be cleaned (it cleans up as it exits);
             # that must not hide the interrupt or the finding that came first.
             if code == Exit.OK and not in_flight:
