@@ -57,7 +57,6 @@ class LabAgent:
     release: str
     ids: dict[str, str] = field(default_factory=dict)  # address -> vendor:device
     result: LabResult | None = None  # set when the guest has ended
-    _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def where(self) -> str:
@@ -124,7 +123,6 @@ def lab_agent(
                 str(hello["release"]),
                 dict(hello.get("ids") or {}),
             )
-            lab._thread = thread
             named = ", ".join(lab.devices) or "no devices"
             log(f"{kernel.name}: agent up ({hello['release']}): {named}")
             yield lab
