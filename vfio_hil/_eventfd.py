@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import os
 import select
 from collections.abc import Iterable
@@ -109,8 +110,41 @@ def _milliseconds(timeout: object) -> int:
 
 
 def read_counters(fds: Iterable[EventFd]) -> list[int]:
-    """Read (and reset) every eventfd, in order: one call for many."""
-    return [e.read() for e in eventfd_list(fds)]
+    """Read (and reset) every eventfd, in order: one call for many.
+
+    The fast path (every item an open ``EventFd``, the common case) reads
+    them in one C loop, ``map(os.eventfd_read, ...)``, with no Python frame
+    per eventfd: at 2048 MSI-X vectors the per-item ``read()`` calls were
+    most of the time in a TCG guest.
+    """
+    try:
+        items: list[object] | None = list(fds)
+    except TypeError:
+        items = None  # eventfd_list says what fds should be
+    if items is not None and set(map(type, items)) <= {EventFd}:
+        numbers = list(map(_FD_OF, items))
+        if not numbers or min(numbers) >= 0:  # a closed one reads as before: ValueError
+            return _read_fds(numbers)
+    return [e.read() for e in eventfd_list(fds if items is None else items)]
+
+
+_FD_OF = operator.attrgetter("_fd")
+
+
+def _read_fds(numbers: list[int]) -> list[int]:
+    """``os.eventfd_read`` of each fd in order; one with nothing pending reads 0.
+
+    ``list.extend`` keeps what it appended before the iterator raised (CPython),
+    and ``map`` has taken the fd that raised from the shared iterator, so the
+    loop resumes after it."""
+    read, pending = os.eventfd_read, iter(numbers)
+    counters: list[int] = []
+    while True:
+        try:
+            counters.extend(map(read, pending))
+            return counters
+        except BlockingIOError:
+            counters.append(0)
 
 
 @runtime_checkable

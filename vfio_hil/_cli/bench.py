@@ -1,4 +1,4 @@
-"""``vfio-hil bench``: loopback (Python against C) and mutants (the fuzzer's power)."""
+"""``vfio-hil bench``: loopback and scale (Python against C), mutants (the fuzzer's power)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ __all__ = ["add_parser"]
 
 def add_parser(sub: Any) -> None:
     bench = sub.add_parser(
-        "bench", help="benchmarks: loopback (Python against C), mutants (the fuzzer's power)"
+        "bench",
+        help="benchmarks: loopback and scale (Python against C), mutants (the fuzzer's power)",
     )
     which = bench.add_subparsers(dest="bench", required=True, parser_class=type(bench))
     loopback = which.add_parser("loopback", help="SET_IRQS loopback: Python against C")
@@ -24,6 +25,23 @@ def add_parser(sub: Any) -> None:
         "--lab", type=lab_kernel, metavar="KERNEL", help="run it in the lab on KERNEL"
     )
     loopback.set_defaults(handler=_loopback)
+
+    scale = which.add_parser(
+        "scale", help="enable, trigger and read every MSI-X vector: Python against C"
+    )
+    where = scale.add_mutually_exclusive_group()
+    where.add_argument(
+        "--lab",
+        type=lab_kernel,
+        metavar="KERNEL",
+        help="run it in a lab guest on KERNEL with the scale preset (2048 vectors)",
+    )
+    where.add_argument("--device", metavar="ADDRESS", help="a device bound to vfio-pci")
+    where.add_argument(
+        "--sim", metavar="PRESET[:VECTORS][@KERNEL]", help="a simulated device (Python only)"
+    )
+    add_scale_arguments(scale)
+    scale.set_defaults(handler=_scale)
 
     mutants = which.add_parser("mutants", help="how fast the fuzzer finds each mutant")
     mutants.add_argument("--only", action="append", metavar="NAME", help="one mutant (repeatable)")
@@ -55,6 +73,28 @@ def _loopback(args: argparse.Namespace) -> int:
     from vfio_hil._bench.loopback import main as loopback_main
 
     return loopback_main()
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--vectors`` and ``--rounds``: here and in ``python -m vfio_hil._bench.scale``."""
+    parser.add_argument(
+        "--vectors", type=positive, metavar="N", help="vectors 0..N-1 (default: all the device has)"
+    )
+    parser.add_argument(
+        "--rounds", type=positive, default=5, metavar="R", help="rounds per side (default 5)"
+    )
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from vfio_hil._bench.scale import LAB_CPUS, run
+
+    if args.lab:
+        from vfio_hil._cli.lab import run_guarded
+
+        inner = [sys.executable, "-m", "vfio_hil._bench.scale", "--rounds", str(args.rounds)]
+        inner += ["--vectors", str(args.vectors)] if args.vectors else []
+        return run_guarded([args.lab], inner, devices="scale", cpus=LAB_CPUS)
+    return run(args.device, args.sim, args.vectors, args.rounds)
 
 
 def _mutants(args: argparse.Namespace) -> int:
