@@ -10,7 +10,13 @@ Spec syntax, written down once here:
   through a device agent started over SSH (``vfio_hil._agent.remote``);
 * ``lab:KERNEL/DEVICE``: a device of a lab guest (``DEVICE`` an address, or
   ``edu`` or ``virtio``), booted at the first open and kept for the process
-  (``vfio_hil._lab.sessions``).
+  (``vfio_hil._lab.sessions``);
+* ``?iommu=MODE`` after an address or a lab device: how the device is
+  opened, ``MODE`` one of ``IOMMU_PATHS``: ``group`` (container + group,
+  also a NOIOMMU group), ``cdev`` (/dev/vfio/devices/vfioN + iommufd),
+  ``auto`` (cdev where there is one); on a lab device also ``noiommu``: a
+  guest booted without an IOMMU.  Without it, ``VFIO_HIL_IOMMU`` (or the
+  ``--vfio-iommu``/``--iommu`` option) decides, else ``auto``.
 
 ``select_specs`` is the one place that decides which option, environment
 variable or ini key names the targets.
@@ -22,7 +28,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioHilError
@@ -30,6 +36,7 @@ from vfio_hil._model.profile import DEFAULT_KERNEL, KernelProfile, kernel_spec
 
 __all__ = [
     "DEFAULT_TARGETS",
+    "IOMMU_PATHS",
     "SIM_PRESETS",
     "Selection",
     "Target",
@@ -37,9 +44,12 @@ __all__ = [
     "parse_target",
     "select_specs",
     "targets_from_env",
+    "with_iommu",
 ]
 
 MAX_MSIX = 2048
+# How a real device is opened (``open_device``'s iommu); noiommu: lab only.
+IOMMU_PATHS = ("auto", "group", "cdev", "noiommu")
 
 
 def _edu(kernel: KernelProfile, vectors: int | None) -> Device:
@@ -153,8 +163,28 @@ def _ssh(spec: str) -> Target:
     return Target(f"ssh://{host}/{inner.spec}", inner.simulated, open_remote, eventfd)
 
 
+def _split_iommu(spec: str, body: str, *, lab: bool) -> tuple[str, str]:
+    """``(body, mode)`` of ``BODY[?iommu=MODE]``; mode "auto" when none is given."""
+    body, query, value = body.partition("?")
+    if not query:
+        return body, "auto"
+    key, _, mode = value.partition("=")
+    allowed = IOMMU_PATHS if lab else IOMMU_PATHS[:3]
+    if key != "iommu" or mode not in allowed:
+        raise VfioHilError(
+            f"{spec!r}: after '?' write iommu=MODE, MODE one of {', '.join(allowed)}",
+            "e.g. 0000:01:00.0?iommu=cdev" + (", lab:iommufd/edu?iommu=noiommu" if lab else ""),
+        )
+    return body, mode
+
+
+def _with_mode(spec: str, mode: str) -> str:
+    return spec if mode == "auto" else f"{spec}?iommu={mode}"
+
+
 def _lab(spec: str) -> Target:
-    kernel, slash, which = spec.removeprefix("lab:").partition("/")
+    body, mode = _split_iommu(spec, spec.removeprefix("lab:"), lab=True)
+    kernel, slash, which = body.partition("/")
     if not kernel or not slash or not which:
         raise VfioHilError(
             f"{spec!r}: write lab:KERNEL/DEVICE",
@@ -173,17 +203,22 @@ def _lab(spec: str) -> Target:
                 f"name one of {', '.join(DEVICE_NAMES)} or a PCI address, e.g. lab:{kernel}/edu",
             ) from None
 
+    # Without an IOMMU the guest differs (booted so), and its group path is the one there is.
+    guest_iommu: Literal["intel", "none"] = "none" if mode == "noiommu" else "intel"
+    path = "group" if mode == "noiommu" else mode
+
     def open_lab() -> Device:
         from vfio_hil._lab.sessions import lab_device, lab_session
 
-        return lab_session(kernel).channel.open(lab_device(kernel, which))
+        address = lab_device(kernel, which, guest_iommu)
+        return lab_session(kernel, guest_iommu).channel.open(_with_mode(address, path))
 
     def eventfd(initval: int, semaphore: bool) -> Any:
         from vfio_hil._lab.sessions import lab_session
 
-        return lab_session(kernel).channel.eventfd(initval, semaphore)
+        return lab_session(kernel, guest_iommu).channel.eventfd(initval, semaphore)
 
-    return Target(f"lab:{kernel}/{which}", False, open_lab, eventfd)
+    return Target(_with_mode(f"lab:{kernel}/{which}", mode), False, open_lab, eventfd)
 
 
 def parse_target(spec: str) -> Target:
@@ -207,14 +242,29 @@ def parse_target(spec: str) -> Target:
         )
     from vfio_hil._host.sysfs import parse_address
 
-    address = parse_address(text)
+    body, mode = _split_iommu(text, text, lab=False)
+    address = parse_address(body)
 
     def open_real() -> Device:
         from vfio_hil._host import open_device
 
-        return open_device(address)
+        return open_device(address, iommu=mode)
 
-    return Target(address, False, open_real)
+    return Target(_with_mode(address, mode), False, open_real)
+
+
+def with_iommu(spec: str, mode: str | None) -> str:
+    """``spec`` opened by ``mode`` unless it names its own: what ``--vfio-iommu``,
+    ``--iommu`` and ``VFIO_HIL_IOMMU`` do to each real or lab target (a
+    simulated device has no open path, and is left alone)."""
+    if mode is None or mode == "auto" or "?" in spec or "sim:" in spec:
+        return spec
+    if mode not in IOMMU_PATHS:
+        raise VfioHilError(f"unknown iommu path {mode!r}", f"use one of {', '.join(IOMMU_PATHS)}")
+    if mode == "noiommu" and not spec.startswith("lab:"):
+        # A real device is in NOIOMMU mode or not: the group path opens it either way.
+        mode = "group"
+    return f"{spec}?iommu={mode}"
 
 
 def env_list(name: str, environ: Mapping[str, str] | None = None) -> list[str] | None:
@@ -241,6 +291,7 @@ def select_specs(
     ini_devices: Sequence[str] = (),
     *,
     require: bool = False,
+    iommu: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Selection:
     """Which targets a run uses; the precedence, written down once:
@@ -252,8 +303,28 @@ def select_specs(
     that is set but names no device is an error under ``require`` or
     ``CI=true``: a CI job must not pass on simulations by accident; so is a
     ``VFIO_HIL_SIM`` that is set but names none (unless ``sims`` override it).
+    The open path: ``iommu`` (``--vfio-iommu``) beats ``VFIO_HIL_IOMMU``;
+    a spec's own ``?iommu=`` beats both.
     """
     env = os.environ if environ is None else environ
+    chosen = _select(devices, sims, ini_devices, require=require, env=env)
+    mode = iommu or env.get("VFIO_HIL_IOMMU") or None
+    where = "--vfio-iommu" if iommu else "VFIO_HIL_IOMMU"
+    if mode is not None and mode not in IOMMU_PATHS:
+        raise VfioHilError(
+            f"{where}={mode!r} is no iommu path", f"use one of {', '.join(IOMMU_PATHS)}"
+        )
+    return Selection([with_iommu(s, mode) for s in chosen.specs], chosen.source)
+
+
+def _select(
+    devices: Sequence[str],
+    sims: Sequence[str],
+    ini_devices: Sequence[str],
+    *,
+    require: bool,
+    env: Mapping[str, str],
+) -> Selection:
     env_devices = env_list("VFIO_HIL_DEVICES", env)
     strict = require or env.get("CI", "").lower() == "true"
     if env_devices == [] and strict:

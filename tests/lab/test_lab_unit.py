@@ -193,7 +193,7 @@ def _cached(cache: Path, release: str, source: str) -> Kernel:
         source=source,
         packages=(f"linux-image-{release}",),
     )
-    kernels._write_manifest(k, cache / release)
+    kernels.write_manifest(k, cache / release)
     return k
 
 

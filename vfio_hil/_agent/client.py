@@ -246,6 +246,7 @@ class RemoteDevice:
         # What the report header says of it: the driver there, and where.
         self.driver = f"{opened.get('driver', '?')} via {channel.where}"
         self.group = str(opened.get("group", "?"))
+        self.iommu = str(opened.get("iommu", "?"))  # the open path there
 
     def _call(self, op: str, **args: Any) -> Any:
         if self._closed:

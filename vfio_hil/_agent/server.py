@@ -86,6 +86,7 @@ class Agent:
             "name": device.name,
             "driver": pci.driver if pci is not None else "simulated",
             "group": str(pci.iommu_group) if pci is not None else "-",
+            "iommu": str(getattr(device, "iommu", "-")),
             "kernel": {"name": device.kernel.name, "version": list(device.kernel.version)},
             "platform": {
                 "intx_level_at_enable": platform.intx_level_at_enable,

@@ -6,8 +6,18 @@ import argparse
 import math
 import re
 from collections.abc import Sequence
+from typing import Literal
 
-__all__ = ["PROFILES", "guest_memory", "in_lab", "lab_kernel", "positive", "seconds"]
+__all__ = [
+    "PROFILES",
+    "add_iommu_option",
+    "guest_memory",
+    "in_lab",
+    "lab_kernel",
+    "lab_paths",
+    "positive",
+    "seconds",
+]
 
 PROFILES = ("ci", "dev", "fuzz")
 
@@ -51,8 +61,37 @@ def lab_kernel(text: str) -> str:
     return text.strip()
 
 
-def in_lab(kernel: str, command: Sequence[str], timeout: float | None = None) -> int:
-    """Run ``command`` in a lab guest per kernel of ``kernel`` (``vfio-hil lab run``)."""
+def add_iommu_option(parser: argparse.ArgumentParser) -> None:
+    """``--iommu MODE``: how real and lab devices are opened."""
+    from vfio_hil._targets import IOMMU_PATHS
+
+    parser.add_argument(
+        "--iommu",
+        choices=IOMMU_PATHS,
+        default=None,
+        help="open devices by group (container + group), cdev (/dev/vfio/devices + "
+        "iommufd) or auto (cdev where there is one); noiommu: boot --lab guests without "
+        "an IOMMU (needs --lab iommufd) (default: VFIO_HIL_IOMMU, else auto)",
+    )
+
+
+def lab_paths(mode: str | None) -> tuple[Literal["intel", "none"], str | None]:
+    """(the guest's platform IOMMU, the open path in it) for ``--iommu MODE``."""
+    if mode == "noiommu":
+        return "none", "group"
+    return "intel", mode
+
+
+def in_lab(
+    kernel: str, command: Sequence[str], timeout: float | None = None, iommu: str | None = None
+) -> int:
+    """Run ``command`` in a lab guest per kernel of ``kernel`` (``vfio-hil lab run``);
+    ``iommu``: an ``--iommu`` mode, for the guest (noiommu) and its command."""
     from vfio_hil._cli.lab import run_guarded
 
-    return run_guarded([kernel], command, **({"timeout": timeout} if timeout else {}))
+    guest, path = lab_paths(iommu)
+    env = {"VFIO_HIL_IOMMU": path} if path else {}
+    options: dict[str, object] = {"iommu": guest, "env": env}
+    if timeout:
+        options["timeout"] = timeout
+    return run_guarded([kernel], command, **options)

@@ -2,7 +2,7 @@
 
     vfio-hil fuzz (--device ADDR | --sim PRESET[:VECTORS][@KERNEL] | --lab KERNEL
                    | --devices-from-env) [--profile ci|dev|fuzz] [--max-examples N]
-                  [--seed N] [--out DIR] [--timeout S] [--in-guest]
+                  [--seed N] [--out DIR] [--timeout S] [--in-guest] [--iommu MODE]
 
 ``--seed N``: the examples are a function of N (default: 0 for ``ci``, random
 for ``dev`` and ``fuzz``); with a seed no example database is used.  A run of
@@ -28,7 +28,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfio_hil._cli.common import PROFILES, in_lab, lab_kernel, positive, seconds
+from vfio_hil._cli.common import (
+    PROFILES,
+    add_iommu_option,
+    in_lab,
+    lab_kernel,
+    lab_paths,
+    positive,
+    seconds,
+)
 from vfio_hil._device import Device
 from vfio_hil._exit import Exit
 
@@ -86,6 +94,7 @@ def add_parser(sub: Any) -> None:
         help=f"--lab: hard limit per guest (default {LAB_TIMEOUT_S:.0f} s; the ci profile "
         "takes ~16 min under TCG)",
     )
+    add_iommu_option(parser)
     parser.set_defaults(handler=_fuzz)
 
 
@@ -164,15 +173,17 @@ def _fuzz(args: argparse.Namespace) -> int:
                 "--in-guest fuzzes one guest at a time; kernels are compared on the host",
                 "give one --lab with --in-guest, or leave --in-guest out",
             )
-        return in_lab(args.lab[0], inner, timeout=args.timeout or LAB_TIMEOUT_S)
-    from vfio_hil._targets import env_list, parse_target
+        return in_lab(args.lab[0], inner, timeout=args.timeout or LAB_TIMEOUT_S, iommu=args.iommu)
+    from vfio_hil._targets import env_list, parse_target, with_iommu
 
     specs = [f"sim:{args.sim.removeprefix('sim:')}"] if args.sim else list(args.device or [])
     if args.devices_from_env:
         specs = env_list("VFIO_HIL_DEVICES") or []
         if not specs:
             raise VfioHilError("VFIO_HIL_DEVICES names no device", "set it, or use --device")
-    targets = [parse_target(spec) for spec in specs]  # every spec checked before any run
+    mode = args.iommu or os.environ.get("VFIO_HIL_IOMMU") or None
+    # every spec checked before any run
+    targets = [parse_target(with_iommu(spec, mode)) for spec in specs]
     chosen = _settings(args)
     codes: list[int] = []
     for target in targets:
@@ -200,17 +211,20 @@ def _fuzz_on_agents(args: argparse.Namespace) -> int:
     once, each device fuzzed on all of them with the same steps, each kernel
     against its own model and against the first ``--lab``'s kernel."""
     from vfio_hil._cli.lab import on_agents
+    from vfio_hil._targets import with_iommu
 
     chosen = _settings(args)
     timeout = args.timeout or LAB_TIMEOUT_S
+    guest_iommu, path = lab_paths(args.iommu)
 
     def fuzz_guests(*labs: LabAgent) -> int:
         first = labs[0]
         codes: list[int] = []
         for address in first.devices:
             names = " vs ".join(lab.kernel.name for lab in labs)
-            opener = functools.partial(first.channel.open, address)
-            peers = [functools.partial(lab.channel.open, address) for lab in labs[1:]]
+            spec = with_iommu(address, path)
+            opener = functools.partial(first.channel.open, spec)
+            peers = [functools.partial(lab.channel.open, spec) for lab in labs[1:]]
             code = _fuzz_one(f"lab {names} {address}", opener, chosen, args.out, args.seed, peers)
             codes.append(code)
             if code == Exit.INTERRUPTED:
@@ -218,5 +232,5 @@ def _fuzz_on_agents(args: argparse.Namespace) -> int:
         return max(codes, default=Exit.OK)
 
     if len(args.lab) == 1:
-        return on_agents(args.lab, fuzz_guests, timeout)
-    return on_agents(args.lab, fuzz_guests, timeout, together=True)
+        return on_agents(args.lab, fuzz_guests, timeout, iommu=guest_iommu)
+    return on_agents(args.lab, fuzz_guests, timeout, together=True, iommu=guest_iommu)

@@ -1,8 +1,10 @@
 """``vfio-hil lab``: run a command in guests, fetch and list lab kernels.
 
     vfio-hil lab run [--kernel SPEC]... [--accel auto|kvm|tcg] [--devices PRESET]
-                     [--timeout S] [--results DIR] [--show-command] -- COMMAND...
+                     [--iommu intel|none] [--timeout S] [--results DIR]
+                     [--show-command] -- COMMAND...
     vfio-hil lab fetch [--kernel SPEC]... [--refresh]
+    vfio-hil lab build [--source X.Y|PATH] [--clean]
     vfio-hil lab kernels
 
 Exit status of ``run``: 0 when the command passed on every kernel, 1 when it
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from vfio_hil._cli.common import guest_memory, positive, seconds
 from vfio_hil._exit import Exit
@@ -29,16 +32,18 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "env_pairs", "run_guarded"]
 
-_KERNEL_HELP = "6.1, 6.12, 7, newest, all, X.Y, or VMLINUZ[:MODULES_DIR]; repeatable (default: all)"
+_KERNEL_HELP = (
+    "6.1, 6.12, 7, newest, all, X.Y, iommufd, or VMLINUZ[:MODULES_DIR]; repeatable (default: all)"
+)
 
 
 def add_parser(sub: Any) -> None:
-    from vfio_hil._lab.qemu import PRESETS
+    from vfio_hil._lab.qemu import GUEST_IOMMUS, PRESETS
     from vfio_hil._lab.run import DEFAULT_TIMEOUT_S
 
     lab = sub.add_parser(
         "lab",
-        help="boot kernels in QEMU: run, fetch, kernels",
+        help="boot kernels in QEMU: run, fetch, build, kernels",
         description="Boot Debian kernels in QEMU with emulated PCI devices behind an "
         "emulated IOMMU, bind them to vfio-pci and run a command in the guest.",
     )
@@ -57,6 +62,13 @@ def add_parser(sub: Any) -> None:
         choices=sorted(PRESETS),
         default="default",
         help="emulated device preset (default: default)",
+    )
+    run.add_argument(
+        "--iommu",
+        choices=GUEST_IOMMUS,
+        default="intel",
+        help="the guest's IOMMU: intel (emulated VT-d) or none (NOIOMMU mode, "
+        "needs --kernel iommufd) (default: intel)",
     )
     run.add_argument(
         "--timeout",
@@ -95,6 +107,23 @@ def add_parser(sub: Any) -> None:
         "--refresh", action="store_true", help="update the package lists and fetch newer releases"
     )
     fetch.set_defaults(handler=_lab_errors(_fetch))
+    build = actions.add_parser(
+        "build",
+        help="build the lab's own kernel (spec iommufd: IOMMUFD, VFIO cdev, NOIOMMU)",
+        description="Build a small kernel with every VFIO open path from Debian's "
+        "linux-source (or a given tree) and cache it as kernel spec iommufd. A second "
+        "build reuses the object tree and ccache.",
+    )
+    build.add_argument(
+        "--source",
+        default=None,
+        metavar="X.Y|PATH",
+        help="Debian's linux-source-X.Y, or a kernel source tree (default: 7.2)",
+    )
+    build.add_argument(
+        "--clean", action="store_true", help="remove the object tree first (ccache stays)"
+    )
+    build.set_defaults(handler=_lab_errors(_build))
     actions.add_parser("kernels", help="list cached kernels").set_defaults(
         handler=_lab_errors(_list)
     )
@@ -141,6 +170,7 @@ def on_agents(
     timeout: float,
     *,
     together: bool = False,
+    iommu: Literal["intel", "none"] = "intel",
 ) -> int:
     """Boot each kernel with its device agent and run ``work(lab)`` on the
     host against it, one kernel after the other; ``together``: boot every
@@ -161,7 +191,9 @@ def on_agents(
         groups = [kernels] if together else [[k] for k in kernels]
         for group in groups:
             with contextlib.ExitStack() as stack:
-                labs = [stack.enter_context(lab_agent(k, timeout=timeout)) for k in group]
+                labs = [
+                    stack.enter_context(lab_agent(k, timeout=timeout, iommu=iommu)) for k in group
+                ]
                 codes.append(work(*labs))
             for lab in labs:
                 if lab.result is not None and lab.result.guest_failed:
@@ -218,6 +250,7 @@ def _run(args: argparse.Namespace) -> int:
         "results_dir": args.results,
         "memory": args.memory,
         "cpus": args.cpus,
+        "iommu": args.iommu,
         "env": env_pairs(args.env),
     }
     if args.show_command:
@@ -232,14 +265,29 @@ def _fetch(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _build(args: argparse.Namespace) -> int:
+    from vfio_hil._lab.build import DEFAULT_SOURCE, build_kernel
+    from vfio_hil._lab.kernels import cache_dir
+
+    built = build_kernel(cache_dir(), source=args.source or DEFAULT_SOURCE, clean=args.clean)
+    minutes, seconds = divmod(round(built.seconds), 60)
+    what = f"{built.compiled} steps" if built.compiled else "nothing to rebuild"
+    cached = "with ccache" if built.ccache else "without ccache"
+    print(f"iommufd: {built.release} (upstream {built.upstream}) in {built.root}")
+    print(f"built in {minutes}m{seconds:02d}s on {os.cpu_count()} cores ({what}, {cached})")
+    return Exit.OK
+
+
 def _list(_: argparse.Namespace) -> int:
+    from vfio_hil._lab.build import BUILT_SOURCE, FLAVOUR
     from vfio_hil._lab.kernels import MATRIX, cache_dir, cached_kernels
 
     kernels = cached_kernels()
-    print(f"# cache: {cache_dir()} (matrix: {', '.join(MATRIX)})")
+    print(f"# cache: {cache_dir()} (matrix: {', '.join(MATRIX)}; built: {FLAVOUR})")
     for k in kernels:
         packages = ", ".join(k.packages) or "local"
-        print(f"{k.release:28} upstream {k.upstream:10} {k.source:17} {packages}")
+        source = f"{FLAVOUR} (built)" if k.source == BUILT_SOURCE else k.source
+        print(f"{k.release:28} upstream {k.upstream:10} {source:17} {packages}")
     if not kernels:
         print("# no cached kernels: vfio-hil lab fetch --kernel all")
     return Exit.OK

@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Any
 
-from vfio_hil._cli.common import in_lab, lab_kernel
+from vfio_hil._cli.common import add_iommu_option, in_lab, lab_kernel
 from vfio_hil._exit import Exit
 
 __all__ = ["TEST_TIMEOUT_S", "add_parser"]
@@ -37,6 +37,7 @@ def add_parser(sub: Any) -> None:
         metavar="KERNEL",
         help="boot KERNEL (6.1, 6.12, newest, all) in QEMU and run there",
     )
+    add_iommu_option(run)
     run.add_argument(
         "--timeout",
         type=_seconds,
@@ -63,10 +64,13 @@ def _run(args: argparse.Namespace) -> int:
     # pytest-timeout (a dependency) fails a hung test instead of hanging the run.
     suite = ["--pyargs", "vfio_hil.suite", "-o", f"timeout={args.timeout:g}"]
     if args.lab:  # the lab points pytest's cache into its results directory
-        return in_lab(args.lab, [sys.executable, "-m", "pytest", *suite, *args.pytest_args])
+        command = [sys.executable, "-m", "pytest", *suite, *args.pytest_args]
+        return in_lab(args.lab, command, iommu=args.iommu)
     import pytest
 
     targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]
+    if args.iommu:
+        targets.append(f"--vfio-iommu={args.iommu}")
     # -p no:cacheprovider: leave no .pytest_cache where the user stands
     code = pytest.main([*suite, "-p", "no:cacheprovider", *targets, *args.pytest_args])
     if code == pytest.ExitCode.INTERRUPTED:

@@ -29,11 +29,12 @@ from vfio_hil._agent.client import AgentChannel
 from vfio_hil._agent.wire import AgentError
 from vfio_hil._lab._util import LabError, log
 from vfio_hil._lab.kernels import Kernel
-from vfio_hil._lab.qemu import AGENT_PORT, agent_port_args, get_preset, kill_group
+from vfio_hil._lab.qemu import AGENT_PORT, GuestIommu, agent_port_args, get_preset, kill_group
 from vfio_hil._lab.run import (
     DEFAULT_TIMEOUT_S,
     LabResult,
     _sigterm_unwinds,
+    check_iommu,
     pick_accel,
     results_root,
     run_one,
@@ -73,6 +74,7 @@ def lab_agent(
     results_dir: Path | None = None,
     memory: str = "2G",
     cpus: int = 2,
+    iommu: GuestIommu = "intel",
     echo: IO[str] | None = sys.stdout,
 ) -> Iterator[LabAgent]:
     """Boot ``kernel`` with its agent and yield it; judge the guest at the end.
@@ -82,6 +84,7 @@ def lab_agent(
     the caller's to report.
     """
     preset = get_preset(devices)
+    check_iommu(kernel, iommu)
     with _sigterm_unwinds():
         chosen = pick_accel(accel, kernel)
         root = results_root(results_dir)
@@ -103,6 +106,7 @@ def lab_agent(
                     timeout=timeout,
                     memory=memory,
                     cpus=cpus,
+                    iommu=iommu,
                     echo=echo,
                     extra_qemu_args=agent_port_args(sock_path),
                     on_start=started.append,

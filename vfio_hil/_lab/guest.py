@@ -123,18 +123,24 @@ def bind(address: str, sys_pci: Path = SYS_PCI) -> None:
 
 
 def group_node(address: str, sys_pci: Path = SYS_PCI, dev_vfio: Path = DEV_VFIO) -> tuple[str, str]:
-    """IOMMU group of a device and its /dev/vfio node (waits for devtmpfs)."""
+    """IOMMU group of a device and its /dev/vfio node (waits for devtmpfs).
+
+    Without an IOMMU (NOIOMMU mode) vfio makes the group itself and names the
+    node ``noiommu-N``."""
     link = sys_pci / address / "iommu_group"
     if not link.exists():
-        raise GuestError(f"{address} has no IOMMU group: is intel_iommu=on on the command line?")
+        raise GuestError(
+            f"{address} has no IOMMU group: is intel_iommu=on (or, without an IOMMU, "
+            "vfio.enable_unsafe_noiommu_mode=1) on the command line?"
+        )
     group = link.resolve().name
-    node = dev_vfio / group
+    nodes = (dev_vfio / group, dev_vfio / f"noiommu-{group}")
     deadline = time.monotonic() + NODE_WAIT_S
-    while not node.exists():
+    while not any(n.exists() for n in nodes):
         if time.monotonic() > deadline:
-            raise GuestError(f"{node} did not appear for {address}")
+            raise GuestError(f"neither {nodes[0]} nor {nodes[1]} appeared for {address}")
         time.sleep(0.05)
-    return group, str(node)
+    return group, str(next(n for n in nodes if n.exists()))
 
 
 def mount_points(mountinfo: str) -> list[str]:

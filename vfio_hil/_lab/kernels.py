@@ -2,7 +2,8 @@
 
 A spec names a kernel: ``6.1`` (bookworm), ``6.12`` (trixie), ``7`` (newest
 7.x in sid, else trixie-backports), ``newest`` (newest of any version there),
-``all`` (6.1, 6.12 and 7), another ``X.Y`` series, or a local
+``all`` (6.1, 6.12 and 7), another ``X.Y`` series, ``iommufd`` (the lab's
+own build with every VFIO path, see ``build``), or a local
 ``VMLINUZ[:MODULES_DIR]``.
 
 Packages are downloaded with a private apt configuration (see ``apt``) and
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from vfio_hil._lab._util import LabError, log
 from vfio_hil._lab.apt import PrivateApt
+from vfio_hil._lab.build import BUILT_SOURCE
 
 MANIFEST = "kernel.json"
 DEPMOD_TIMEOUT_S = 600.0
@@ -86,8 +88,12 @@ NAMED_SPECS: dict[str, KernelSpec] = {
     "6.12": KernelSpec("6.12", ("trixie",), (6, 12)),
     "7": KernelSpec("7", ("sid", "trixie-backports"), (7,)),
     "newest": KernelSpec("newest", ("sid", "trixie-backports"), ()),
+    # Built here from Debian's linux-source (``build``): IOMMUFD, VFIO_DEVICE_CDEV
+    # and VFIO_NOIOMMU, which no Debian kernel has.
+    "iommufd": KernelSpec("iommufd", (BUILT_SOURCE,), ()),
 }
 MATRIX = ("6.1", "6.12", "7")
+SPEC_FORMS = "6.1, 6.12, 7, newest, all, X.Y, iommufd, or a local VMLINUZ[:MODULES_DIR]"
 _ANY_SERIES_GROUPS = ("sid", "trixie-backports", "trixie", "bookworm")
 
 
@@ -95,10 +101,7 @@ def parse_spec(text: str) -> list[KernelSpec]:
     """Turn one ``--kernel`` argument into specs (``all`` gives the matrix)."""
     text = text.strip()
     if not text:  # Path("") is the current directory: it "exists"
-        raise LabError(
-            "empty kernel spec: use 6.1, 6.12, 7, newest, all, X.Y, "
-            "or a local VMLINUZ[:MODULES_DIR]"
-        )
+        raise LabError(f"empty kernel spec: use {SPEC_FORMS}")
     if text == "all":
         return [NAMED_SPECS[name] for name in MATRIX]
     if text in NAMED_SPECS:
@@ -115,10 +118,7 @@ def parse_spec(text: str) -> list[KernelSpec]:
                 modules=Path(modules).expanduser().absolute() if sep else None,
             )
         ]
-    raise LabError(
-        f"unknown kernel spec {text!r}: use 6.1, 6.12, 7, newest, all, X.Y, "
-        "or a local VMLINUZ[:MODULES_DIR]"
-    )
+    raise LabError(f"unknown kernel spec {text!r}: use {SPEC_FORMS}")
 
 
 def parse_specs(texts: Iterable[str]) -> list[KernelSpec]:
@@ -227,6 +227,22 @@ def read_bzimage_release(path: Path) -> str | None:
     """``bzimage_release`` of a file (reads only the first 64 KiB)."""
     with path.open("rb") as f:
         return bzimage_release(f.read(65536))
+
+
+def kernel_has(kernel: Kernel, symbol: str) -> bool | None:
+    """Whether ``kernel`` was built with ``CONFIG_<symbol>`` (=y or =m), from the
+    config its packages ship (``boot/config-<release>``; 7.x: in the modules
+    directory); None when there is none (a local kernel may have no config)."""
+    for config in (
+        kernel.root / "boot" / f"config-{kernel.release}",
+        kernel.modules_dir / "config",
+    ):
+        try:
+            text = config.read_text()
+        except OSError:
+            continue
+        return re.search(rf"^CONFIG_{symbol}=[ym]$", text, re.M) is not None
+    return None
 
 
 def cache_dir() -> Path:
@@ -342,7 +358,7 @@ def _normalise_tree(root: Path, release: str) -> tuple[Path, Path]:
     return image, modules
 
 
-def _write_manifest(kernel: Kernel, directory: Path) -> None:
+def write_manifest(kernel: Kernel, directory: Path) -> None:
     data = asdict(kernel)
     data.update({k: str(v) for k, v in data.items() if isinstance(v, Path)})
     data["packages"] = list(kernel.packages)
@@ -413,7 +429,7 @@ def _fetch(spec: KernelSpec, cache: Path, refresh: bool) -> Kernel:
         source=cand.group,
         packages=cand.packages,
     )
-    _write_manifest(kernel, final)
+    write_manifest(kernel, final)
     log(f"cached {kernel.describe()} in {final}")
     return kernel
 
@@ -499,4 +515,21 @@ def resolve(spec: KernelSpec, *, refresh: bool = False, cache: Path | None = Non
         if hits:
             usr_modules_link(hits[-1].root)  # trees cached by earlier versions
             return Kernel(**{**asdict(hits[-1]), "name": spec.label})
+    if spec.groups == (BUILT_SOURCE,):
+        return _built(spec, cache)
     return _fetch(spec, cache, refresh)
+
+
+def _built(spec: KernelSpec, cache: Path) -> Kernel:
+    """The lab's own kernel, built now when the cache has none (``build``)."""
+    from vfio_hil._lab.build import build_kernel
+
+    log(
+        f"kernel {spec.label} is not built yet: building it now (once; cached in {cache}; "
+        "`vfio-hil lab build` does this step alone)"
+    )
+    build_kernel(cache)
+    hits = [k for k in cached_kernels(cache) if matches(spec, k)]
+    if not hits:
+        raise LabError(f"the build finished but {cache} holds no {spec.label} kernel")
+    return Kernel(**{**asdict(hits[-1]), "name": spec.label})

@@ -77,9 +77,8 @@ PRESETS: dict[str, DevicePreset] = {
     ),
 }
 
-# Kernel parameters for every guest. intel_iommu=on: Debian kernels have no
-# VFIO_NOIOMMU, so vfio needs the emulated VT-d. loglevel=6 puts notice-level
-# lines (the per-test markers) and all warnings on the console; printk.time=1
+# Kernel parameters for every guest. loglevel=6 puts notice-level lines (the
+# per-test markers) and all warnings on the console; printk.time=1
 # timestamps them (the scanner trusts only timestamped text);
 # printk.devkmsg=on stops /dev/kmsg rate-limiting the markers; a 60 s hung
 # task timeout reports a stuck D state well before the lab timeout.
@@ -87,13 +86,29 @@ PRESETS: dict[str, DevicePreset] = {
 # IO-APIC timer check, and 6.1 panicked at boot ("timer doesn't work through
 # Interrupt-remapped IO-APIC"); the check is for broken hardware, not QEMU.
 KERNEL_ARGS = (
-    "intel_iommu=on",
     "no_timer_check",
     "loglevel=6",
     "printk.time=1",
     "printk.devkmsg=on",
     "sysctl.kernel.hung_task_timeout_secs=60",
 )
+
+# The guest's platform IOMMU. "intel": an emulated VT-d with interrupt
+# remapping, so vfio-pci devices get IOMMU groups (/dev/vfio/N, type1
+# containers, iommufd). "none": no IOMMU at all; vfio-pci then binds only in
+# NOIOMMU mode (/dev/vfio/noiommu-N), which needs CONFIG_VFIO_NOIOMMU (no
+# Debian kernel has it: the lab's own build does) and the module parameter.
+GuestIommu = Literal["intel", "none"]
+GUEST_IOMMUS: tuple[GuestIommu, ...] = ("intel", "none")
+_IOMMU_KERNEL_ARGS: dict[GuestIommu, tuple[str, ...]] = {
+    "intel": ("intel_iommu=on",),
+    "none": ("vfio.enable_unsafe_noiommu_mode=1",),
+}
+
+
+def kernel_args(iommu: GuestIommu = "intel") -> tuple[str, ...]:
+    """The guest's kernel command line for this platform IOMMU."""
+    return (*_IOMMU_KERNEL_ARGS[iommu], *KERNEL_ARGS)
 
 
 # A second, read-only 9p share of the host's root. The guest mounts it with
@@ -134,21 +149,21 @@ def get_preset(name: str) -> DevicePreset:
         raise LabError(f"unknown device preset {name!r}; known: {', '.join(PRESETS)}") from None
 
 
-def machine_args(accel: Accel) -> list[str]:
+def machine_args(accel: Accel, iommu: GuestIommu = "intel") -> list[str]:
     """Machine/IOMMU options appended after virtme-run's own QEMU options.
 
     virtme-run picks ``-machine q35`` only without KVM, so q35 is forced here
     (QEMU merges repeated ``-machine`` options). Interrupt remapping with KVM
     needs the split irqchip; under TCG the property does not apply.
     """
-    iommu = ["-device", "intel-iommu,intremap=on"]
+    vtd = ["-device", "intel-iommu,intremap=on"] if iommu == "intel" else []
     if accel == "kvm":
-        return ["-machine", "q35,kernel-irqchip=split", *iommu]
+        return ["-machine", "q35,kernel-irqchip=split" if vtd else "q35", *vtd]
     # Multi-threaded TCG can run a stale translation of kernel code that
     # another vCPU just patched with text_poke_bp(): seen as a spurious
     # "Oops: int3" in sched_clock_cpu while booting 6.12 with 2 vCPUs.
     # One TCG thread for all vCPUs keeps SMP without that race.
-    return ["-machine", "q35", "-accel", "tcg,thread=single", *iommu]
+    return ["-machine", "q35", "-accel", "tcg,thread=single", *vtd]
 
 
 def find_qemu() -> str:
@@ -197,7 +212,7 @@ def build_virtme_argv(
     cwd: Path,
     memory: str = "2G",
     cpus: int = 2,
-    kernel_args: Sequence[str] = KERNEL_ARGS,
+    iommu: GuestIommu = "intel",
     extra_qemu_args: Sequence[str] = (),
 ) -> list[str]:
     """The full ``virtme-run`` argv for one guest (pure: touches nothing).
@@ -227,10 +242,10 @@ def build_virtme_argv(
         argv.append("--disable-kvm")
     for d in rwdirs:
         argv += ["--rwdir", str(d)]
-    for karg in kernel_args:
+    for karg in kernel_args(iommu):
         argv += ["-a", karg]
     argv += ["--script-sh", f"exec /bin/sh {guest_script}"]
-    argv += ["--qemu-opts", *machine_args(accel), *HOST_SHARE_ARGS, *preset.qemu_args]
+    argv += ["--qemu-opts", *machine_args(accel, iommu), *HOST_SHARE_ARGS, *preset.qemu_args]
     argv += extra_qemu_args
     return argv
 

@@ -24,10 +24,11 @@ from typing import IO
 
 from vfio_hil._lab._util import LabError, log
 from vfio_hil._lab.console import ConsoleScanner, Finding
-from vfio_hil._lab.kernels import Kernel
+from vfio_hil._lab.kernels import Kernel, kernel_has
 from vfio_hil._lab.qemu import (
     Accel,
     DevicePreset,
+    GuestIommu,
     build_virtme_argv,
     choose_accel,
     find_qemu,
@@ -165,6 +166,7 @@ def _argv(
     kdir: Path,
     memory: str,
     cpus: int,
+    iommu: GuestIommu = "intel",
     extra_qemu_args: Sequence[str] = (),
 ) -> list[str]:
     return build_virtme_argv(
@@ -178,8 +180,19 @@ def _argv(
         cwd=Path.cwd(),
         memory=memory,
         cpus=cpus,
+        iommu=iommu,
         extra_qemu_args=extra_qemu_args,
     )
+
+
+def check_iommu(kernel: Kernel, iommu: GuestIommu) -> None:
+    """A LabError before booting a guest whose devices vfio-pci could not bind."""
+    if iommu == "none" and kernel_has(kernel, "VFIO_NOIOMMU") is False:
+        raise LabError(
+            f"kernel {kernel.name} ({kernel.release}) is built without CONFIG_VFIO_NOIOMMU "
+            "(no Debian kernel has it), so without an IOMMU vfio-pci binds nothing: "
+            "use --kernel iommufd (the lab's own build, `vfio-hil lab build`)"
+        )
 
 
 def pick_accel(requested: str, kernel: Kernel) -> Accel:
@@ -270,6 +283,7 @@ def run_one(
     timeout: float = DEFAULT_TIMEOUT_S,
     memory: str = "2G",
     cpus: int = 2,
+    iommu: GuestIommu = "intel",
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
     echo: IO[str] | None = None,
@@ -287,13 +301,14 @@ def run_one(
     t0 = time.monotonic()
     deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
     (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
-    argv = _argv(kernel, accel, preset, kdir, memory, cpus, extra_qemu_args)
+    check_iommu(kernel, iommu)
+    argv = _argv(kernel, accel, preset, kdir, memory, cpus, iommu, extra_qemu_args)
     (kdir / "virtme-run.argv").write_text(shlex.join(argv) + "\n")
     result = LabResult(kernel, accel, list(command), kdir)
     scanner = ConsoleScanner()
     log(
-        f"booting {kernel.describe()} under {accel.upper()} with devices {preset.name} "
-        f"(timeout {timeout:.0f} s)"
+        f"booting {kernel.describe()} under {accel.upper()} with devices {preset.name}"
+        f"{'' if iommu == 'intel' else ', no IOMMU (NOIOMMU mode)'} (timeout {timeout:.0f} s)"
     )
     proc = subprocess.Popen(
         argv,
@@ -361,6 +376,7 @@ def run_lab(
     results_dir: Path | None = None,
     memory: str = "2G",
     cpus: int = 2,
+    iommu: GuestIommu = "intel",
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
     echo: IO[str] | None = sys.stdout,
@@ -377,6 +393,8 @@ def run_lab(
     if not command:
         raise LabError("no command to run in the guest")
     preset = get_preset(devices)
+    for k in kernels:
+        check_iommu(k, iommu)
     find_qemu()
     find_virtme_run()
     if not Path("/lib/modules").is_dir():
@@ -399,6 +417,7 @@ def run_lab(
                 timeout=timeout,
                 memory=memory,
                 cpus=cpus,
+                iommu=iommu,
                 env=env,
                 verbose=verbose,
                 echo=echo,
@@ -449,6 +468,7 @@ def show_commands(
     results_dir: Path | None = None,
     memory: str = "2G",
     cpus: int = 2,
+    iommu: GuestIommu = "intel",
     env: Mapping[str, str] | None = None,
 ) -> str:
     """What ``run_lab`` would execute: the virtme-run argv and guest script per kernel."""
@@ -459,7 +479,7 @@ def show_commands(
     parts = []
     for k in kernels:
         kdir = root / k.release
-        argv = _argv(k, chosen, preset, kdir, memory, cpus)
+        argv = _argv(k, chosen, preset, kdir, memory, cpus, iommu)
         script = guest_script(
             k, preset, command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
         )
@@ -474,4 +494,4 @@ def show_commands(
     return "\n".join(parts)
 
 
-__all__ = ["LabResult", "run_lab", "run_one", "show_commands", "stop_all_guests"]
+__all__ = ["LabResult", "check_iommu", "run_lab", "run_one", "show_commands", "stop_all_guests"]

@@ -16,7 +16,7 @@ import threading
 from vfio_hil._agent.wire import AgentError
 from vfio_hil._lab._util import LabError
 from vfio_hil._lab.agent import LabAgent, lab_agent
-from vfio_hil._lab.qemu import EDU_ID, VIRTIO_RNG_ID
+from vfio_hil._lab.qemu import EDU_ID, VIRTIO_RNG_ID, GuestIommu
 
 __all__ = ["DEVICE_NAMES", "close_all", "lab_device", "lab_session"]
 
@@ -25,16 +25,17 @@ DEVICE_NAMES = {"edu": EDU_ID, "virtio": VIRTIO_RNG_ID}
 # A session's guest may live as long as a test session does.
 SESSION_TIMEOUT_S = 6 * 3600.0
 
-_SESSIONS: dict[str, tuple[contextlib.ExitStack, LabAgent]] = {}
+_SESSIONS: dict[tuple[str, str], tuple[contextlib.ExitStack, LabAgent]] = {}
 _LOCK = threading.Lock()
 
 
-def lab_session(kernel_spec: str) -> LabAgent:
-    """This process's guest of ``kernel_spec``, booted on first use."""
+def lab_session(kernel_spec: str, iommu: GuestIommu = "intel") -> LabAgent:
+    """This process's guest of ``kernel_spec`` with that platform IOMMU
+    (``none``: NOIOMMU mode), booted on first use."""
     from vfio_hil._cli.lab import resolve_kernels
 
     with _LOCK:
-        held = _SESSIONS.get(kernel_spec)
+        held = _SESSIONS.get((kernel_spec, iommu))
         if held is not None and not held[1].channel.closed:
             return held[1]
         if held is not None:
@@ -53,17 +54,22 @@ def lab_session(kernel_spec: str) -> LabAgent:
             )
         stack = contextlib.ExitStack()
         try:
-            lab = stack.enter_context(lab_agent(kernels[0], timeout=SESSION_TIMEOUT_S, echo=None))
+            lab = stack.enter_context(
+                lab_agent(kernels[0], timeout=SESSION_TIMEOUT_S, iommu=iommu, echo=None)
+            )
+        except LabError as exc:
+            stack.close()
+            raise AgentError(f"lab:{kernel_spec}: {exc}", "see `vfio-hil lab --help`") from None
         except BaseException:
             stack.close()
             raise
-        _SESSIONS[kernel_spec] = (stack, lab)
+        _SESSIONS[(kernel_spec, iommu)] = (stack, lab)
         return lab
 
 
-def lab_device(kernel_spec: str, which: str) -> str:
+def lab_device(kernel_spec: str, which: str, iommu: GuestIommu = "intel") -> str:
     """The address in ``kernel_spec``'s guest of ``which`` (an address or a name)."""
-    lab = lab_session(kernel_spec)
+    lab = lab_session(kernel_spec, iommu)
     wanted = DEVICE_NAMES.get(which)
     for address, ids in lab.ids.items():
         if address == which or ids == wanted:

@@ -19,6 +19,11 @@ BIND_HELP = (
     "them back to their drivers at the end, also after a crashed earlier run"
 )
 INI_HELP = "PCI devices bound to vfio-pci to test (one per line)"
+IOMMU_HELP = (
+    "how real and lab devices are opened: auto (cdev where there is one), group "
+    "(container + group), cdev (/dev/vfio/devices + iommufd), noiommu (lab: a guest "
+    "without an IOMMU); a target's own ?iommu=MODE wins (default: VFIO_HIL_IOMMU, else auto)"
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -29,6 +34,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--vfio-sim", action="append", default=[], metavar="PRESET[@KERNEL]", help=SIM_HELP
     )
+    group.addoption("--vfio-iommu", default=None, metavar="MODE", help=IOMMU_HELP)
     group.addoption("--vfio-require", action="store_true", default=False, help=REQUIRE_HELP)
     group.addoption("--vfio-bind", action="store_true", default=False, help=BIND_HELP)
     parser.addini("vfio_devices", INI_HELP, type="linelist", default=[])
@@ -43,5 +49,6 @@ def target_specs(config: pytest.Config) -> tuple[list[str], str]:
         config.getoption("vfio_sim"),
         config.getini("vfio_devices"),
         require=config.getoption("vfio_require"),
+        iommu=config.getoption("vfio_iommu"),
     )
     return chosen.specs, chosen.source

@@ -12,6 +12,9 @@ from vfio_hil._targets import Target
 
 __all__ = ["TargetInfo", "probe"]
 
+# NOIOMMU gives userspace DMA with no protection: the header says so in words.
+_NO_IOMMU = " (no IOMMU: unsafe NOIOMMU mode)"
+
 
 @dataclass
 class TargetInfo:
@@ -20,6 +23,7 @@ class TargetInfo:
     ids: str = "?"
     driver: str = "?"
     group: str = "?"
+    iommu: str = "?"  # the open path: group, cdev, noiommu (a SimDevice: -)
     kernel: KernelProfile | None = None
     stimulus: bool = False
     error: str | None = None
@@ -28,7 +32,11 @@ class TargetInfo:
     def junit_properties(self) -> list[tuple[str, str]]:
         """What JUnit XML records about each result: which device, which kernel."""
         kernel = self.kernel.name if self.kernel else "?"
-        return [("vfio_device", f"{self.target.spec} [{self.ids}]"), ("vfio_kernel", kernel)]
+        return [
+            ("vfio_device", f"{self.target.spec} [{self.ids}]"),
+            ("vfio_kernel", kernel),
+            ("vfio_iommu", self.iommu),
+        ]
 
     def header(self) -> str:
         if self.error:
@@ -39,6 +47,7 @@ class TargetInfo:
         kernel = self.kernel.name if self.kernel else "?"
         return (
             f"{self.target.spec} [{self.ids}] driver={self.driver} group={self.group} "
+            f"iommu={self.iommu}{_NO_IOMMU if self.iommu == 'noiommu' else ''} "
             f"kernel={kernel} irqs: {table}"
         )
 
@@ -57,6 +66,7 @@ def probe(target: Target) -> TargetInfo:
             pci = getattr(device, "pci", None)  # a HostDevice; a RemoteDevice says its own
             info.driver = pci.driver if pci is not None else getattr(device, "driver", "simulated")
             info.group = str(pci.iommu_group) if pci is not None else getattr(device, "group", "-")
+            info.iommu = str(getattr(device, "iommu", "-"))
     except (VfioHilError, VfioError, OSError, TimeoutError) as err:
         info.error = str(err)
     return info
