@@ -67,11 +67,24 @@ def _virtio(default: int) -> Callable[[KernelProfile, int | None], Device]:
     return make
 
 
+def _fixed(preset: str) -> Callable[[KernelProfile, int | None], Device]:
+    def make(kernel: KernelProfile, vectors: int | None) -> Device:
+        from vfio_hil._sim.device import SimDevice
+
+        return getattr(SimDevice, preset)(kernel=kernel)  # type: ignore[no-any-return]
+
+    return make
+
+
 # name -> (factory, takes :VECTORS)
 SIM_PRESETS: dict[str, tuple[Callable[[KernelProfile, int | None], Device], bool]] = {
     "edu": (_edu, False),
     "virtio_msix": (_virtio(64), True),
     "virtio_msix_2048": (_virtio(2048), False),
+    # The lab's device kinds nvme-vf, xhci-msi, e1000e (docs/lab.md, "Device presets").
+    "nvme_vf": (_fixed("nvme_vf"), False),
+    "xhci_msi": (_fixed("xhci_msi"), False),
+    "e1000e": (_fixed("e1000e"), False),
 }
 DEFAULT_TARGETS = ("sim:edu", "sim:virtio_msix")
 _FORMS = "an address like 0000:01:00.0, sim:PRESET[:VECTORS][@KERNEL], or ssh://HOST/either"

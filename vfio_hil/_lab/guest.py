@@ -94,17 +94,81 @@ def read_id(dev: Path) -> str:
     return f"{vendor}:{device}".lower()
 
 
-def find_devices(ids: Sequence[str], sys_pci: Path = SYS_PCI) -> list[tuple[str, str]]:
-    """``(address, id)`` of every device matching ``ids``, in ``ids`` order."""
-    present = sorted((p.name, read_id(p)) for p in sys_pci.iterdir())
+# "vf:VID:DID": create one SR-IOV VF on each PF with that id and bind the VF.
+VF_PREFIX = "vf:"
+# The driver that owns a PF while its VFs exist: sriov_numvfs needs a PF
+# driver with sriov_configure (nvme: pci_sriov_configure_simple).
+PF_DRIVERS = {"1b36:0010": "nvme"}
+DRIVER_WAIT_S = 10.0
+
+
+def find_devices(
+    ids: Sequence[str], sys_pci: Path = SYS_PCI, modroot: str | None = None
+) -> list[tuple[str, str]]:
+    """``(address, id)`` of every device matching ``ids``, in ``ids`` order.
+
+    A plain id matches physical functions only; ``vf:ID`` creates a VF on
+    each PF with that id (``create_vf``) and yields the VF.
+    """
+    present = sorted((p.name, read_id(p)) for p in sys_pci.iterdir() if not is_vf(p))
     found = []
     for wanted in ids:
-        hits = [(addr, vd) for addr, vd in present if vd == wanted.lower()]
+        pf_id = wanted.lower().removeprefix(VF_PREFIX)
+        hits = [(addr, vd) for addr, vd in present if vd == pf_id]
         if not hits:
             listing = ", ".join(f"{a} {v}" for a, v in present)
-            raise GuestError(f"no PCI device {wanted} in the guest; present: {listing}")
+            raise GuestError(f"no PCI device {pf_id} in the guest; present: {listing}")
+        if wanted.lower().startswith(VF_PREFIX):
+            hits = [create_vf(addr, vd, sys_pci, modroot) for addr, vd in hits]
         found += hits
     return found
+
+
+def is_vf(dev: Path) -> bool:
+    """Whether a sysfs PCI device is an SR-IOV virtual function."""
+    return (dev / "physfn").exists()
+
+
+def _driver_of(dev: Path) -> str | None:
+    driver = dev / "driver"
+    return driver.resolve().name if driver.exists() else None
+
+
+def create_vf(
+    pf_address: str, pf_id: str, sys_pci: Path = SYS_PCI, modroot: str | None = None
+) -> tuple[str, str]:
+    """Enable one VF on the PF at ``pf_address``; ``(address, id)`` of the VF.
+
+    The PF is bound to its own driver (``PF_DRIVERS``), VF autoprobe is turned
+    off so no driver but vfio-pci ever touches the VF, then sriov_numvfs=1.
+    """
+    pf = sys_pci / pf_address
+    if not (pf / "sriov_totalvfs").exists():
+        raise GuestError(f"{pf_address} ({pf_id}) has no SR-IOV capability: no VF to create")
+    if not (pf / "virtfn0").exists():
+        driver = PF_DRIVERS.get(pf_id)
+        if driver is None:
+            raise GuestError(
+                f"{pf_address} ({pf_id}): no PF driver known for VFs; known: "
+                f"{', '.join(f'{k} ({v})' for k, v in PF_DRIVERS.items())}"
+            )
+        if _driver_of(pf) != driver:
+            modprobe(driver, modroot)
+            (pf / "driver_override").write_text(driver)
+            if (pf / "driver").exists():
+                (pf / "driver" / "unbind").write_text(pf_address)
+            (sys_pci.parent / "drivers_probe").write_text(pf_address)
+            if _driver_of(pf) != driver:
+                raise GuestError(f"{pf_address} did not bind to {driver}: {_driver_of(pf)}")
+        (pf / "sriov_drivers_autoprobe").write_text("0")
+        (pf / "sriov_numvfs").write_text("1")
+    deadline = time.monotonic() + DRIVER_WAIT_S
+    while not (pf / "virtfn0").exists():
+        if time.monotonic() > deadline:
+            raise GuestError(f"{pf_address}: sriov_numvfs=1 made no virtfn0")
+        time.sleep(0.05)
+    vf = (pf / "virtfn0").resolve()
+    return vf.name, read_id(vf)
 
 
 def bind(address: str, sys_pci: Path = SYS_PCI) -> None:
@@ -335,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             modprobe(module, args.modroot)
         summary["iommufd"] = any(modprobe(m, args.modroot, optional=True) for m in OPTIONAL_MODULES)
         bound = []
-        for address, vd in find_devices(args.ids):
+        for address, vd in find_devices(args.ids, modroot=args.modroot):
             bind(address)
             group, node = group_node(address)
             bound.append(BoundDevice(address, vd, group, node))

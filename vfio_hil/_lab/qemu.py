@@ -32,6 +32,18 @@ KVM_PROBE_TIMEOUT_S = 6.0
 EDU_ID = "1234:11e8"
 VIRTIO_RNG_ID = "1af4:1044"
 ROOT_PORT_ID = "vfio_hil_rp0"
+# The "kinds" devices (issue 11): QEMU's NVMe (1b36:0010) with one SR-IOV VF,
+# the NEC xHCI (1033:0194) with MSI and no MSI-X, Intel's 82574L e1000e
+# (8086:10d3). "vf:ID" asks the guest to create a VF on the PF with that id
+# and bind the VF (guest.find_devices); the PF stays with its own driver.
+NVME_ID = "1b36:0010"
+NVME_VF = f"vf:{NVME_ID}"
+XHCI_NEC_ID = "1033:0194"
+E1000E_ID = "8086:10d3"
+# nec-usb-xhci's MSI capability offers 16 vectors (XHCI_MAXINTRS): its
+# "intrs" property is copied in instance_init, before properties are set, so
+# intrs=8 still gave 16 (read in a lab guest).
+XHCI_MSI_VECTORS = 16
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,44 @@ def _preset(name: str, vectors: int, description: str) -> DevicePreset:
     )
 
 
+# NVMe SR-IOV in QEMU 7.2 (hw/nvme/ctrl.c nvme_check_params) needs a
+# subsystem and flexible resources: vq_flexible >= 2 * max_vfs,
+# max_ioqpairs >= vq_flexible + 2, vi_flexible >= max_vfs, msix_qsize >=
+# vi_flexible + 1. The PF sits behind its own root port (a PCIe bus for the
+# SR-IOV extended capability; the VF appears there as function 1).
+_NVME_VF_ARGS = (
+    "-device",
+    "pcie-root-port,id=vfio_hil_rp_nvme,chassis=2,slot=2",
+    "-device",
+    "nvme-subsys,id=vfio_hil_nvme_subsys",
+    "-device",
+    "nvme,bus=vfio_hil_rp_nvme,serial=vfiohil0,subsys=vfio_hil_nvme_subsys,"
+    "sriov_max_vfs=1,sriov_vq_flexible=2,sriov_vi_flexible=1,max_ioqpairs=4,msix_qsize=2",
+)
+# nec-usb-xhci rather than qemu-xhci: only the NEC variant has the msi/msix
+# switches; msi_init() gets one vector per interrupter (hw/usb/hcd-xhci-pci.c).
+_XHCI_MSI_ARGS = ("-device", "nec-usb-xhci,msi=on,msix=off")
+_E1000E_ARGS = (
+    "-device",
+    "pcie-root-port,id=vfio_hil_rp_nic,chassis=3,slot=3",
+    "-device",
+    "e1000e,bus=vfio_hil_rp_nic",
+)
+
+
+def _kinds(name: str, description: str, *parts: tuple[tuple[str, ...], str]) -> DevicePreset:
+    return DevicePreset(
+        name=name,
+        description=description,
+        qemu_args=tuple(a for args, _ in parts for a in args),
+        ids=tuple(i for _, i in parts),
+    )
+
+
+_NVME_VF = (_NVME_VF_ARGS, NVME_VF)
+_XHCI_MSI = (_XHCI_MSI_ARGS, XHCI_NEC_ID)
+_E1000E = (_E1000E_ARGS, E1000E_ID)
+
 PRESETS: dict[str, DevicePreset] = {
     "default": _preset(
         "default",
@@ -74,6 +124,28 @@ PRESETS: dict[str, DevicePreset] = {
         "scale",
         2048,
         "as default, with a 2048-vector MSI-X virtio-rng (the PCI maximum)",
+    ),
+    "nvme-vf": _kinds(
+        "nvme-vf",
+        "an SR-IOV VF of QEMU's nvme 1b36:0010 (no INTx, MSI-X); the PF stays on nvme",
+        _NVME_VF,
+    ),
+    "xhci-msi": _kinds(
+        "xhci-msi",
+        f"nec-usb-xhci 1033:0194 with MSI ({XHCI_MSI_VECTORS} vectors) and no MSI-X",
+        _XHCI_MSI,
+    ),
+    "e1000e": _kinds(
+        "e1000e",
+        "e1000e 8086:10d3 behind a PCIe root port (INTx, MSI, MSI-X 5)",
+        _E1000E,
+    ),
+    "kinds": _kinds(
+        "kinds",
+        "nvme-vf, xhci-msi and e1000e in one guest",
+        _NVME_VF,
+        _XHCI_MSI,
+        _E1000E,
     ),
 }
 

@@ -34,6 +34,15 @@ _REGION_SHIFT = 40  # vfio-pci's VFIO_PCI_INDEX_TO_OFFSET
 _RW = u.VFIO_REGION_INFO_FLAG_READ | u.VFIO_REGION_INFO_FLAG_WRITE
 VIRTIO_VENDOR = 0x1AF4
 VIRTIO_RNG_DEVICE = 0x1044
+# The lab's "kinds" devices (vfio_hil._lab.qemu): QEMU's NVMe (its VFs have
+# the PF's id), the NEC xHCI, Intel's 82574L (e1000e).
+NVME_VENDOR, NVME_DEVICE = 0x1B36, 0x0010
+XHCI_NEC_VENDOR, XHCI_NEC_DEVICE = 0x1033, 0x0194
+E1000E_VENDOR, E1000E_DEVICE = 0x8086, 0x10D3
+# PCI_COMMAND at open of an SR-IOV VF: memory only.  A VF implements no
+# memory-enable bit (pdev->no_command_memory), so vfio_config_init() sets the
+# virtual one; QEMU's VF has no I/O BAR and leaves SERR off (read in the lab).
+_VF_COMMAND_AT_OPEN = CMD_MEMORY
 _HARDWARE = tuple(f.name for f in dataclasses.fields(PciFunction))
 _OPTIONS = ("kernel", "model", "edu", "name", "vendor", "device")
 _BYTES = (bytes, bytearray, memoryview)
@@ -182,6 +191,59 @@ class SimDevice:
         kw.setdefault("name", f"sim:virtio_msix:{vectors}")
         fn, kw = _override(fn, kw)
         return cls(fn, kernel=kernel, vendor=VIRTIO_VENDOR, device=VIRTIO_RNG_DEVICE, **kw)
+
+    @classmethod
+    def nvme_vf(cls, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any) -> SimDevice:
+        """An SR-IOV VF of QEMU's NVMe, as the lab's ``nvme-vf``: no INTx (for a
+        VF vfio_config_init() zeroes the virtual pin, though QEMU's VF reads
+        pin 1, and vfio_pci_get_irq_count() counts that pin), no MSI,
+        one MSI-X vector (the VF's share before the PF assigns it more), PCIe,
+        FLR, PCI_COMMAND 0x0002 at open."""
+        fn = PciFunction(
+            intx_pin=False,
+            msi_vectors=0,
+            msix_vectors=1,
+            pcie=True,
+            dyn_msix=True,
+            intx_level_at_enable=False,
+            command_at_open=_VF_COMMAND_AT_OPEN,
+        )
+        kw.setdefault("name", "sim:nvme_vf")
+        fn, kw = _override(fn, kw)
+        return cls(fn, kernel=kernel, vendor=NVME_VENDOR, device=NVME_DEVICE, **kw)
+
+    @classmethod
+    def xhci_msi(cls, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any) -> SimDevice:
+        """QEMU's NEC xHCI with MSI on and MSI-X off, as the lab's ``xhci-msi``:
+        INTx, 16 MSI vectors (no per-vector mask), no MSI-X, PCIe (an
+        integrated endpoint), no reset method (VFIO_DEVICE_RESET: EINVAL)."""
+        fn = PciFunction(
+            intx_pin=True,
+            msi_vectors=16,
+            msix_vectors=0,
+            pcie=True,
+            can_reset=False,
+            intx_level_at_enable=False,
+        )
+        kw.setdefault("name", "sim:xhci_msi")
+        fn, kw = _override(fn, kw)
+        return cls(fn, kernel=kernel, vendor=XHCI_NEC_VENDOR, device=XHCI_NEC_DEVICE, **kw)
+
+    @classmethod
+    def e1000e(cls, kernel: str | KernelProfile = DEFAULT_KERNEL, **kw: Any) -> SimDevice:
+        """QEMU's e1000e (Intel 82574L), as the lab's ``e1000e``: INTx, one MSI
+        vector, five MSI-X vectors, PCIe, resettable."""
+        fn = PciFunction(
+            intx_pin=True,
+            msi_vectors=1,
+            msix_vectors=5,
+            pcie=True,
+            dyn_msix=True,
+            intx_level_at_enable=False,
+        )
+        kw.setdefault("name", "sim:e1000e")
+        fn, kw = _override(fn, kw)
+        return cls(fn, kernel=kernel, vendor=E1000E_VENDOR, device=E1000E_DEVICE, **kw)
 
     # --- Device protocol ---------------------------------------------------------------
 

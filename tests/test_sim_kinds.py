@@ -1,0 +1,82 @@
+"""The SimDevice presets of the lab's device kinds answer as the lab's devices did.
+
+Expected values were measured in lab guests (``vfio-hil lab run --kernel K
+--accel tcg --devices kinds``, QEMU 7.2.22), by a script that opened each bound
+device with ``open_device`` and read GET_IRQ_INFO of every index, GET_INFO,
+the interrupt pin and PCI_COMMAND through the config region right after the
+open, and tried VFIO_DEVICE_RESET: on 6.1.0-57 (6.1.192), 6.12.118+deb13 and
+7.2.13+deb14.  tests/guest/test_sim_presets_guest.py repeats the comparison
+live in every lab run of the ``kinds`` preset.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from vfio_hil import _uapi as u
+from vfio_hil._errors import VfioError
+from vfio_hil._lockstep.twin import function_of, twin_of
+from vfio_hil._targets import parse_target
+
+# GET_IRQ_INFO (flags, count) for INTX, MSI, MSIX, ERR, REQ.
+_BEFORE_DYN_MSIX = {
+    "nvme_vf": ((0x7, 0), (0x9, 0), (0x9, 1), (0x9, 1), (0x9, 1)),
+    "xhci_msi": ((0x7, 1), (0x9, 16), (0x9, 0), (0x9, 1), (0x9, 1)),
+    "e1000e": ((0x7, 1), (0x9, 1), (0x9, 5), (0x9, 1), (0x9, 1)),
+}
+# From 6.5 an MSI-X index without NORESIZE (dynamic MSI-X): flags 0x1.
+_DYN_MSIX = {
+    "nvme_vf": ((0x7, 0), (0x9, 0), (0x1, 1), (0x9, 1), (0x9, 1)),
+    "xhci_msi": ((0x7, 1), (0x9, 16), (0x9, 0), (0x9, 1), (0x9, 1)),
+    "e1000e": ((0x7, 1), (0x9, 1), (0x1, 5), (0x9, 1), (0x9, 1)),
+}
+LAB_IRQ_INFO = {"6.1": _BEFORE_DYN_MSIX, "6.12": _DYN_MSIX, "7.2": _DYN_MSIX}
+# interrupt pin (as vfio-pci shows it), PCI_COMMAND at open, VFIO_DEVICE_RESET works
+LAB_CONFIG = {
+    "nvme_vf": (0, 0x0002, True),
+    "xhci_msi": (1, 0x0103, False),
+    "e1000e": (1, 0x0103, True),
+}
+CFG = u.VFIO_PCI_CONFIG_REGION_INDEX
+
+
+@pytest.mark.parametrize("kernel", sorted(LAB_IRQ_INFO))
+@pytest.mark.parametrize("preset", sorted(LAB_CONFIG))
+def test_sim_preset_answers_as_the_lab_device(preset: str, kernel: str) -> None:
+    with parse_target(f"sim:{preset}@{kernel}").open() as dev:
+        answers = tuple((int(i.flags), i.count) for i in map(dev.irq_info, range(5)))
+        assert answers == LAB_IRQ_INFO[kernel][preset]
+        with pytest.raises(VfioError):  # past the last index, as on every kernel
+            dev.irq_info(5)
+        pin = dev.read_region(CFG, 0x3D, 1)[0]
+        command = struct.unpack("<H", dev.read_region(CFG, 0x04, 2))[0]
+        try:
+            dev.reset()
+            resets = True
+        except VfioError:
+            resets = False
+        assert (pin, command, resets) == LAB_CONFIG[preset]
+
+
+@pytest.mark.parametrize("preset", sorted(LAB_CONFIG))
+def test_the_twin_of_a_kind_preset_is_the_preset(preset: str) -> None:
+    """The differential check builds its model from the device: for these
+    presets that must give their hardware back (6.12, where NORESIZE shows
+    dynamic MSI-X)."""
+    with parse_target(f"sim:{preset}@6.12").open() as dev:
+        twin = twin_of(dev)
+        assert twin.function == dev.function == function_of(dev)  # type: ignore[attr-defined]
+        twin.close()
+
+
+def test_a_vf_refuses_intx_as_the_lab_vf_did() -> None:
+    """SET_IRQS on INTx of a VF: count 0, so any trigger is EINVAL (measured:
+    the differential check's INTx rows on the lab VF, 6.1/6.12/7.2)."""
+    from vfio_hil import EventFd, IrqIndex, IrqSet
+
+    with parse_target("sim:nvme_vf@6.12").open() as dev, EventFd() as fd:
+        with pytest.raises(VfioError) as err:
+            dev.set_irqs(IrqSet.eventfds(IrqIndex.INTX, 0, [fd]))
+        assert err.value.errno == 22
