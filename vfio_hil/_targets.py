@@ -221,15 +221,17 @@ def _lab(spec: str) -> Target:
     path = "group" if mode == "noiommu" else mode
 
     def open_lab() -> Device:
-        from vfio_hil._lab.sessions import lab_device, lab_session
+        from vfio_hil._lab.sessions import lab_device, lab_session, preset_of
 
         address = lab_device(kernel, which, guest_iommu)
-        return lab_session(kernel, guest_iommu).channel.open(_with_mode(address, path))
+        lab = lab_session(kernel, guest_iommu, preset_of(which))
+        return lab.channel.open(_with_mode(address, path))
 
     def eventfd(initval: int, semaphore: bool) -> Any:
-        from vfio_hil._lab.sessions import lab_session
+        from vfio_hil._lab.sessions import lab_session, preset_of
 
-        return lab_session(kernel, guest_iommu).channel.eventfd(initval, semaphore)
+        lab = lab_session(kernel, guest_iommu, preset_of(which))
+        return lab.channel.eventfd(initval, semaphore)
 
     return Target(_with_mode(f"lab:{kernel}/{which}", mode), False, open_lab, eventfd)
 
