@@ -6,7 +6,7 @@
 * every ``VFIO_HIL_*`` variable they document is used by the code;
 * every concrete ``sim:`` target (and ``--sim``/``--vfio-sim``/``VFIO_HIL_SIM``
   value) they show is one vfio-hil accepts;
-* JUnit XML carries ``vfio_device`` and ``vfio_kernel`` on skipped results too.
+* JUnit XML carries ``vfio_device``, ``vfio_kernel`` and ``vfio_iommu`` on skipped results too.
 """
 
 from __future__ import annotations
@@ -190,10 +190,14 @@ def test_junit_records_device_and_kernel_on_passed_and_skipped_results(
     assert seen == {
         "test_x[sim:edu@6.12]": (
             False,
-            {"vfio_device": "sim:edu@6.12 [1234:11e8]", "vfio_kernel": "6.12"},
+            {"vfio_device": "sim:edu@6.12 [1234:11e8]", "vfio_kernel": "6.12", "vfio_iommu": "-"},
         ),
         "test_x[sim:virtio_msix@6.12]": (
             True,
-            {"vfio_device": "sim:virtio_msix@6.12 [1af4:1044]", "vfio_kernel": "6.12"},
+            {
+                "vfio_device": "sim:virtio_msix@6.12 [1af4:1044]",
+                "vfio_kernel": "6.12",
+                "vfio_iommu": "-",
+            },
         ),
     }

@@ -196,6 +196,26 @@ def test_cdev_mode_without_dev_iommu(host: FakeHost) -> None:
     assert "iommu='group'" in err.hint
 
 
+def test_the_environment_chooses_the_path_when_the_caller_does_not(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.add_device(ADDR, cdev="vfio0")
+    host.add_dev_vfio("5", "vfio")
+    monkeypatch.setenv("VFIO_HIL_IOMMU", "cdev")
+    err = _open_error(host)  # no iommu=: the variable asks for the cdev, which needs /dev/iommu
+    assert f"needs {host.paths.iommufd}" in err.message
+
+
+def test_a_bad_path_in_the_environment_names_the_variable(
+    host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.add_device(ADDR)
+    monkeypatch.setenv("VFIO_HIL_IOMMU", "type1")
+    err = _open_error(host)
+    assert "VFIO_HIL_IOMMU='type1'" in err.message
+    assert "unset it" in err.hint
+
+
 def test_cdev_mode_without_a_cdev(host: FakeHost) -> None:
     host.add_device(ADDR)
     host.add_dev_vfio("5", "vfio")

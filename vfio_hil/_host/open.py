@@ -7,6 +7,8 @@ vfio-pci, /dev/vfio present, IOMMU group, then the chosen open path.
 
 from __future__ import annotations
 
+import os
+
 from vfio_hil._errors import VfioHilError
 from vfio_hil._host import hints
 from vfio_hil._host.cdev import cdev_available, open_via_cdev
@@ -20,14 +22,20 @@ __all__ = ["IOMMU_MODES", "open_device"]
 IOMMU_MODES = ("auto", "group", "cdev")
 
 
-def open_device(address: str, *, iommu: str = "auto", paths: HostPaths | None = None) -> HostDevice:
+def open_device(
+    address: str, *, iommu: str | None = None, paths: HostPaths | None = None
+) -> HostDevice:
     """Open the vfio-pci device at ``address`` ("DDDD:BB:DD.F" or "BB:DD.F").
 
     ``iommu``: "cdev" (/dev/vfio/devices/vfioN + /dev/iommu, Linux >= 6.6),
     "group" (/dev/vfio/vfio container + /dev/vfio/N, or noiommu-N), or "auto":
-    cdev when the device has one and /dev/iommu exists, else group.
+    cdev when the device has one, /dev/iommu exists and the device is not in
+    NOIOMMU mode, else group.  None: ``VFIO_HIL_IOMMU`` decides (``noiommu``
+    there means group), else auto.  ``device.iommu`` says which path it took.
     ``paths`` re-roots /sys, /dev and /proc (tests use a fake sysfs tree).
     """
+    if iommu is None:
+        iommu = _from_env()
     if not isinstance(address, str):
         raise TypeError(
             f"address must be a PCI address as a str, {ADDRESS_FORM}, "
@@ -52,6 +60,18 @@ def open_device(address: str, *, iommu: str = "auto", paths: HostPaths | None = 
     )
 
 
+def _from_env() -> str:
+    chosen = os.environ.get("VFIO_HIL_IOMMU") or "auto"
+    if chosen == "noiommu":  # a device is in NOIOMMU mode or not: its group opens it
+        return "group"
+    if chosen not in IOMMU_MODES:
+        raise VfioHilError(
+            f"VFIO_HIL_IOMMU={chosen!r} is no iommu path",
+            f"use one of {', '.join(IOMMU_MODES)} (or noiommu), or unset it",
+        )
+    return chosen
+
+
 def _check_ready(dev: PciDevice, paths: HostPaths) -> None:
     """Everything sysfs and /dev can tell before the first open()."""
     if not dev.bound_to_vfio:
@@ -64,7 +84,10 @@ def _check_ready(dev: PciDevice, paths: HostPaths) -> None:
 
 def _use_cdev(dev: PciDevice, paths: HostPaths, iommu: str) -> bool:
     if iommu == "auto":
-        return cdev_available(dev, paths)
+        # A NOIOMMU device's cdev binds only without an iommufd (bind with -1):
+        # its group is the documented way in.
+        noiommu = (paths.vfio / f"noiommu-{dev.iommu_group}").exists()
+        return cdev_available(dev, paths) and not noiommu
     if iommu == "cdev" and not paths.iommufd.exists():
         raise VfioHilError(
             f"iommu='cdev' needs {paths.iommufd}, which does not exist",

@@ -18,8 +18,10 @@ is ``<cache>/<release>/root`` with a ``kernel.json`` like a Debian one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -261,6 +263,12 @@ def _source_tree(source: str, build_dir: Path, cache: Path) -> tuple[Path, str, 
             "(Debian's linux-source-X.Y), or the path of a kernel tree"
         )
     package = f"linux-source-{source}"
+    record = build_dir / f"{package}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        known = json.loads(record.read_text())
+        tree = build_dir / f"linux-source-{known['upstream']}"
+        if (tree / "Makefile").is_file():  # unpacked before: no network
+            return tree, str(known["upstream"]), str(known["provenance"])
     for group in SOURCE_GROUPS:
         apt = PrivateApt(cache, group)
         if not apt.has_lists():
@@ -279,6 +287,7 @@ def _source_tree(source: str, build_dir: Path, cache: Path) -> tuple[Path, str, 
         tree = build_dir / f"linux-source-{upstream}"
         provenance = f"{package} {deb_version} ({group})"
         if (tree / "Makefile").is_file():
+            record.write_text(json.dumps({"upstream": upstream, "provenance": provenance}) + "\n")
             return tree, upstream, provenance
         log(f"unpacking {debs[0].name}")
         _run(["dpkg-deb", "-x", str(debs[0]), tmp], f"dpkg-deb -x {debs[0].name}", UNPACK_TIMEOUT_S)
@@ -293,6 +302,7 @@ def _source_tree(source: str, build_dir: Path, cache: Path) -> tuple[Path, str, 
             UNPACK_TIMEOUT_S,
         )
         staging.rename(tree)
+    record.write_text(json.dumps({"upstream": upstream, "provenance": provenance}) + "\n")
     return tree, upstream, provenance
 
 
