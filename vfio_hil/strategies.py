@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -61,6 +61,7 @@ __all__ = [
     "valid_ranges",
 ]
 
+_T = TypeVar("_T")
 Validity = Literal["valid", "invalid", "mixed"]
 VALIDITIES: tuple[str, ...] = ("valid", "invalid", "mixed")
 # Kinds of valid request: what a request of each kind exercises.
@@ -77,6 +78,7 @@ _INTX_ONLY = ("mask", "unmask", "unmask_eventfd")
 U32 = 0xFFFFFFFF
 MAX_COUNT = 2048  # the largest MSI-X table
 _MAX_PAYLOAD = 256  # longer invalid ranges carry a stub payload: validation fails first
+_DRAWN_ENTRIES = 64  # longer payload arrays are a drawn pattern, repeated
 _NONE = u.VFIO_IRQ_SET_DATA_NONE
 _BOOL = u.VFIO_IRQ_SET_DATA_BOOL
 _EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD
@@ -162,6 +164,8 @@ def fd_arrays(
 def _fd_arrays(
     length: int, slots: int, holes: bool, bad: bool
 ) -> st.SearchStrategy[tuple[FdRef, ...]]:
+    if length > _DRAWN_ENTRIES:
+        return _long_fd_arrays(length, slots, holes, bad)
     clean = st.lists(_fd_refs(slots, holes, False), min_size=length, max_size=length)
     if not bad or not length:
         return clean.map(tuple)
@@ -180,6 +184,31 @@ def _fd_arrays(
     return draw_array()
 
 
+def _cycled(pattern: list[_T], length: int) -> list[_T]:
+    return (pattern * (length // len(pattern) + 1))[:length]
+
+
+def _long_fd_arrays(
+    length: int, slots: int, holes: bool, bad: bool
+) -> st.SearchStrategy[tuple[FdRef, ...]]:
+    """An array too long to draw entry by entry (a 2048-vector enable would
+    take ~90 ms a draw): a short pattern of slots and holes repeated, with the
+    same dirt as a short array's (one bad entry anywhere, the partial-failure
+    unwind far up the table; or a few).  Shrinks toward all ``"e0"``."""
+    pattern = st.lists(_fd_refs(slots, holes, False), min_size=1, max_size=8)
+    position = st.integers(0, length - 1)
+
+    @st.composite
+    def draw_array(draw: st.DrawFn) -> tuple[FdRef, ...]:
+        entries = _cycled(draw(pattern), length)
+        how = draw(st.integers(0, 7)) if bad else 0  # 0-4 clean, 5-6 one bad entry, 7 a few
+        for _ in range(0 if how < 5 else 1 if how < 7 else draw(st.integers(2, 4))):
+            entries[draw(position)] = draw(st.sampled_from(_BAD_ENTRY))
+        return tuple(entries)
+
+    return draw_array()
+
+
 def bool_arrays(length: int) -> st.SearchStrategy[bytes]:
     """A sparse DATA_BOOL array of ``length`` bytes: mostly 0, some 1, a few 0x80/0xff.
 
@@ -193,28 +222,63 @@ def bool_arrays(length: int) -> st.SearchStrategy[bytes]:
 @lru_cache(maxsize=1024)
 def _bool_arrays(length: int) -> st.SearchStrategy[bytes]:
     byte = st.sampled_from([0, 0, 1, 0, 1, 0x80, 0xFF])
-    return st.lists(byte, min_size=length, max_size=length).map(bytes)
+    if length <= _DRAWN_ENTRIES:
+        return st.lists(byte, min_size=length, max_size=length).map(bytes)
+    # Too long to draw byte by byte: a short pattern repeated, a few bytes set apart.
+    pattern = st.lists(byte, min_size=1, max_size=8)
+    spots = st.lists(st.tuples(st.integers(0, length - 1), byte), max_size=4)
+
+    @st.composite
+    def draw_array(draw: st.DrawFn) -> bytes:
+        data = bytearray(_cycled(list(draw(pattern)), length))
+        for at, value in draw(spots):
+            data[at] = value
+        return bytes(data)
+
+    return draw_array()
 
 
 # --- ranges -------------------------------------------------------------------------
 
 
-def valid_ranges(n: int, *, max_count: int = 8) -> st.SearchStrategy[tuple[int, int]]:
+def valid_ranges(
+    n: int, *, max_count: int = 8, large: bool = True
+) -> st.SearchStrategy[tuple[int, int]]:
     """``(start, count)`` that pass the range check for an index of count ``n``.
 
     Boundaries are favoured: ``start`` 0 or ``n-1`` or near the end, ``count``
-    0, 1, or the rest of the index (``start+count = n``).  ``count`` never
-    exceeds ``max_count``.  Shrinks toward ``(0, 1)`` (or ``(0, 0)``).
+    0, 1, or the rest of the index (``start+count = n``).  ``count`` is at
+    most ``max_count``, except on an index larger than that with ``large``
+    (the default): there a share of the draws that grows with ``n`` (a
+    sixteenth at 2 * max_count, half from 256 * max_count: 2048 vectors) are
+    large ranges: the whole index, the rest of it from a start anywhere or in
+    its upper half, or a count anywhere past ``max_count``.  Shrinks toward
+    ``(0, 1)`` (or ``(0, 0)``); a large range toward a small one.
     """
     _check_int("n", n, 1, MAX_COUNT)
     _check_int("max_count", max_count, 1, MAX_COUNT)
-    return _valid_ranges(n, max_count)
+    if not isinstance(large, bool):
+        raise InvalidArgument(f"large={large!r} must be True or False")
+    return _valid_ranges(n, max_count, large)
+
+
+def large_share(n: int, max_count: int) -> int:
+    """How many sixteenths of the valid ranges on an index of ``n`` are large:
+    one more for each doubling of ``n`` past ``max_count``, at most eight."""
+    if n <= max_count:
+        return 0
+    return min(8, (n // max_count).bit_length() - 1) or 1
 
 
 @lru_cache(maxsize=1024)
-def _valid_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]]:
+def _valid_ranges(n: int, max_count: int, large: bool) -> st.SearchStrategy[tuple[int, int]]:
+    share = large_share(n, max_count) if large else 0
+
     @st.composite
     def draw_range(draw: st.DrawFn) -> tuple[int, int]:
+        # 0 (what a shrink goes to) is a small range; the top ``share`` of 0..15 large.
+        if share and draw(st.integers(0, 15)) >= 16 - share:
+            return draw(_large_ranges(n, max_count))
         start = draw(
             st.one_of(
                 st.just(0),
@@ -236,21 +300,48 @@ def _valid_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]]:
     return draw_range()
 
 
-def invalid_ranges(n: int, *, max_count: int = 8) -> st.SearchStrategy[tuple[int, int]]:
+@lru_cache(maxsize=1024)
+def _large_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]]:
+    """Ranges past ``max_count`` on an index of ``n > max_count``: the whole
+    index, the rest of it (``start+count = n``) from anywhere or from its upper
+    half, and a count in max_count+1..room from such a start."""
+
+    @st.composite
+    def draw_range(draw: st.DrawFn) -> tuple[int, int]:
+        where = draw(st.integers(0, 3))  # 0: the whole index, 1: upper half, 2-3: anywhere
+        if where == 0:
+            return 0, n
+        high = n - max_count - 1  # room for max_count + 1 at least
+        start = draw(st.integers(min(n // 2, high) if where == 1 else 0, high))
+        room = n - start
+        if draw(st.booleans()):
+            return start, room
+        return start, draw(st.integers(max_count + 1, room))
+
+    return draw_range()
+
+
+def invalid_ranges(
+    n: int, *, max_count: int = 8, large: bool = True
+) -> st.SearchStrategy[tuple[int, int]]:
     """``(start, count)`` that the range checks refuse for an index of count ``n``.
 
     ``start == n``, one past the end (``start+count = n+1``), ``start`` past the
     end, ``start`` near 2**32, ``start+count`` exactly 2**32 (wraps to 0),
     ``count >= 2**32-1-start`` (the overflow guard's boundary), and ``count``
-    past ``n`` from 0.  Shrinks toward ``(n, 1)``.
+    past ``n`` from 0.  On an index larger than ``max_count`` (with ``large``) also a large
+    range one past the end from any start, and counts 2048 and 2049 from 0
+    (the largest MSI-X table, and one more).  Shrinks toward ``(n, 1)``.
     """
     _check_int("n", n, 0, MAX_COUNT)
     _check_int("max_count", max_count, 1, MAX_COUNT)
-    return _invalid_ranges(n, max_count)
+    if not isinstance(large, bool):
+        raise InvalidArgument(f"large={large!r} must be True or False")
+    return _invalid_ranges(n, max_count, large)
 
 
 @lru_cache(maxsize=1024)
-def _invalid_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]]:
+def _invalid_ranges(n: int, max_count: int, large: bool) -> st.SearchStrategy[tuple[int, int]]:
     small = st.integers(0, max_count)
     wrap = st.integers(1, max_count).map(lambda k: (U32 + 1 - k, k))  # start+count == 2**32
     options = [
@@ -266,6 +357,9 @@ def _invalid_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]
     if n:  # one past the end: start+count == n+1
         one_past = st.integers(max(0, n - max_count), n - 1).map(lambda s: (s, n - s + 1))
         options[1:1] = [one_past, one_past, one_past]
+    if large and n > max_count:  # a large range one past the end, and the largest tables' sizes
+        options.append(st.integers(0, n - 1).map(lambda s: (s, n - s + 1)))
+        options.append(st.sampled_from([(0, c) for c in (MAX_COUNT, MAX_COUNT + 1) if c > n]))
     return st.one_of(options)
 
 
@@ -273,10 +367,11 @@ def _invalid_ranges(n: int, max_count: int) -> st.SearchStrategy[tuple[int, int]
 
 
 def _payload(
-    draw: st.DrawFn, data: int, count: int, slots: int, bad_fds: bool
+    draw: st.DrawFn, data: int, count: int, slots: int, bad_fds: bool, stub: bool = False
 ) -> dict[str, tuple[FdRef, ...] | bytes]:
-    """The payload for ``count`` sub-indexes; a 1-entry stub when ``count`` is huge."""
-    length = count if count <= _MAX_PAYLOAD else 1
+    """The payload for ``count`` sub-indexes; with ``stub`` (an invalid request)
+    a 1-entry stub when ``count`` is huge."""
+    length = count if count <= _MAX_PAYLOAD or not stub else 1
     if data == _EVENTFD:
         return {"fds": draw(fd_arrays(length, slots=slots, bad=bad_fds))}
     if data == _BOOL:
@@ -297,6 +392,7 @@ def _valid_request(
     slots: int,
     max_count: int,
     bad_fds: bool,
+    large: bool,
 ) -> st.SearchStrategy[SetIrqs]:
     present = [i for i in focus if counts.get(i)]
     pairs = [(k, i) for k in kinds for i in present if i == _INTX or k not in _INTX_ONLY]
@@ -308,7 +404,7 @@ def _valid_request(
         if kind == "unmask_eventfd":
             start, count = 0, 1
         else:
-            start, count = draw(valid_ranges(n, max_count=max_count))
+            start, count = draw(valid_ranges(n, max_count=max_count, large=large))
         if kind in ("mask", "unmask"):
             action, data = (
                 (_MASK if kind == "mask" else _UNMASK),
@@ -352,7 +448,7 @@ def _invalid_flags(intx: bool) -> st.SearchStrategy[int]:
 
 
 def _invalid_request(
-    counts: dict[int, int], focus: list[int], slots: int, max_count: int
+    counts: dict[int, int], focus: list[int], slots: int, max_count: int, large: bool
 ) -> st.SearchStrategy[SetIrqs]:
     present = focus or [_INTX]
 
@@ -369,11 +465,13 @@ def _invalid_request(
         if reason == "flags":
             flags = draw(_invalid_flags(index == _INTX))
         if reason in ("range", "index") or not n:
-            start, count = draw(invalid_ranges(n, max_count=max_count))
+            start, count = draw(invalid_ranges(n, max_count=max_count, large=large))
         else:
-            start, count = draw(valid_ranges(n, max_count=max_count))
+            start, count = draw(valid_ranges(n, max_count=max_count, large=large))
         single = flags & u.VFIO_IRQ_SET_DATA_TYPE_MASK  # a payload only for one data type
-        payload = _payload(draw, single, count, slots, True) if single in _DATA_TYPES else {}
+        payload = (
+            _payload(draw, single, count, slots, True, stub=True) if single in _DATA_TYPES else {}
+        )
         argsz = None
         if reason == "short argsz":
             if data == _NONE or not count:
@@ -396,6 +494,7 @@ def requests(
     max_count: int = 8,
     bad_fds: bool = True,
     indexes: Iterable[int] | None = None,
+    large: bool = True,
 ) -> st.SearchStrategy[SetIrqs]:
     """SET_IRQS requests for a device (or its GET_IRQ_INFO counts by index).
 
@@ -410,6 +509,9 @@ def requests(
               (``-1`` holes are always drawn).
     indexes:  draw only these indexes (default: every index with a count;
               invalid requests still wander to absent indexes and past 4).
+    large:    on an index larger than ``max_count``, also draw large ranges,
+              more of them the larger the index (``valid_ranges``); their
+              long payloads are a short drawn pattern, repeated.
 
     Shrinking (hypothesis prefers fewer choices, so these are directions,
     not guarantees): valid before invalid; toward the lowest index and the
@@ -426,6 +528,8 @@ def requests(
         raise InvalidArgument(f"validity={validity!r}: use one of {', '.join(VALIDITIES)}")
     _check_int("slots", slots, 1, 256)
     _check_int("max_count", max_count, 1, MAX_COUNT)
+    if not isinstance(large, bool):
+        raise InvalidArgument(f"large={large!r} must be True or False")
     chosen = tuple(KINDS if kinds is None else kinds)
     unknown = [k for k in chosen if k not in KINDS]
     if unknown or not chosen:
@@ -439,9 +543,9 @@ def requests(
                 f"no valid request of kinds {list(chosen)} exists for counts {counts}: "
                 "the device needs a non-zero count (INTx for mask/unmask kinds)"
             )
-        valid = _valid_request(counts, focus, usable, slots, max_count, bad_fds)
+        valid = _valid_request(counts, focus, usable, slots, max_count, bad_fds, large)
     if validity == "valid":
         assert valid is not None
         return valid
-    invalid = _invalid_request(counts, focus, slots, max_count)
+    invalid = _invalid_request(counts, focus, slots, max_count, large)
     return invalid if valid is None else st.one_of(valid, invalid)
