@@ -41,7 +41,7 @@ from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._eventfd import EventFd, read_counters
 from vfio_hil._irq import IrqIndex, IrqSet
 
-__all__ = ["LAB_CPUS", "PHASES", "ScaleResult", "bench_scale", "main", "run"]
+__all__ = ["LAB_CPUS", "PHASES", "ScaleResult", "bench_scale", "largest_msix", "main", "run"]
 
 SOURCE = Path(__file__).with_name("scale.c")
 RUN_TIMEOUT_S = 300.0  # one C process: two rounds of six calls, minutes only under TCG
@@ -255,7 +255,7 @@ def _medians(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {phase: statistics.median(r[phase] for r in rounds) for phase in PHASES}
 
 
-def _largest_msix(addresses: Sequence[str]) -> str:
+def largest_msix(addresses: Sequence[str]) -> str:
     """The device of ``addresses`` with the most MSI-X vectors."""
     from vfio_hil._host import open_device
 
@@ -294,7 +294,7 @@ def run(
                     "give --device ADDRESS or --sim virtio_msix_2048, "
                     "or run it in the lab (vfio-hil bench scale --lab 6.12)",
                 )
-            device = _largest_msix(addresses)
+            device = largest_msix(addresses)
         with open_device(device) as dev:
             result, bad = bench_scale(dev, dev.fd, vectors, rounds)
     print(result, flush=True)
