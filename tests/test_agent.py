@@ -367,7 +367,10 @@ def test_the_report_header_says_where_a_remote_target_is(
 ) -> None:
     pytester.makepyfile("def test_x(vfio_device):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "vfio_hil", "--vfio-device", "ssh://box/sim:edu")
-    line = "ssh://box/sim:edu@6.12 [1234:11e8] driver=simulated via ssh box group=- kernel=6.12"
+    line = (
+        "ssh://box/sim:edu@6.12 [1234:11e8] driver=simulated via ssh box group=- iommu=- "
+        "kernel=6.12"
+    )
     assert line in result.stdout.str()
 
 

@@ -216,6 +216,15 @@ def test_a_bad_path_in_the_environment_names_the_variable(
     assert "unset it" in err.hint
 
 
+def test_cdev_mode_on_a_noiommu_device_says_to_use_its_group(host: FakeHost) -> None:
+    host.add_device(ADDR, cdev="vfio0")
+    host.add_dev_vfio("noiommu-5", "vfio")
+    (host.paths.dev / "iommu").touch()
+    err = _open_error(host, iommu="cdev")
+    assert "NOIOMMU mode" in err.message
+    assert "iommu='group'" in err.hint
+
+
 def test_cdev_mode_without_a_cdev(host: FakeHost) -> None:
     host.add_device(ADDR)
     host.add_dev_vfio("5", "vfio")

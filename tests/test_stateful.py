@@ -239,5 +239,8 @@ def test_fuzz_in_the_guest_runs_the_module_on_every_guest_device(
             {"timeout": 2400.0},
         )
     ]
+    seen.clear()  # without an IOMMU: a guest booted so, its devices opened by their group
+    assert vfio_hil_main(["fuzz", "--lab", "iommufd", "--in-guest", "--iommu", "noiommu"]) == 0
+    assert seen[0][2] == {"timeout": 2400.0, "iommu": "none", "env": {"VFIO_HIL_IOMMU": "group"}}
     monkeypatch.delenv("VFIO_HIL_DEVICES", raising=False)
     assert vfio_hil_main(["fuzz", "--devices-from-env"]) == 2

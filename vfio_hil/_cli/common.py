@@ -90,8 +90,9 @@ def in_lab(
     from vfio_hil._cli.lab import run_guarded
 
     guest, path = lab_paths(iommu)
-    env = {"VFIO_HIL_IOMMU": path} if path else {}
-    options: dict[str, object] = {"iommu": guest, "env": env}
-    if timeout:
-        options["timeout"] = timeout
+    options: dict[str, object] = {"timeout": timeout} if timeout else {}
+    if guest != "intel":
+        options["iommu"] = guest
+    if path:
+        options["env"] = {"VFIO_HIL_IOMMU": path}
     return run_guarded([kernel], command, **options)

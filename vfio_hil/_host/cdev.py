@@ -43,6 +43,13 @@ def open_via_cdev(dev: PciDevice, paths: HostPaths) -> Opened:
             f"{dev.address} has no VFIO cdev ({paths.device_dir(dev.address)}/vfio-dev is missing)",
             _NO_CDEV_HINT,
         )
+    if dev.iommu_group and (paths.vfio / f"noiommu-{dev.iommu_group}").exists():
+        # Seen in the lab's 7.2 without an IOMMU: sysfs lists vfio-dev/vfioN, no node.
+        raise VfioHilError(
+            f"{dev.address} is in NOIOMMU mode ({paths.vfio}/noiommu-{dev.iommu_group}): "
+            "the kernel gives a NOIOMMU device no cdev",
+            "open it by its group: iommu='group' (or auto)",
+        )
     node = paths.vfio_cdevs / dev.vfio_cdev
     group_node = paths.vfio / dev.iommu_group if dev.iommu_group else None
     group = [group_node] if group_node is not None and group_node.exists() else []
