@@ -11,7 +11,9 @@ live in every lab run of the ``kinds`` preset.
 
 from __future__ import annotations
 
+import shutil
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +42,8 @@ LAB_CONFIG = {
     "e1000e": (1, 0x0103, True),
 }
 CFG = u.VFIO_PCI_CONFIG_REGION_INDEX
+ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]
 
 
 @pytest.mark.parametrize("kernel", sorted(LAB_IRQ_INFO))
@@ -73,10 +77,35 @@ def test_the_twin_of_a_kind_preset_is_the_preset(preset: str) -> None:
 
 def test_a_vf_refuses_intx_as_the_lab_vf_did() -> None:
     """SET_IRQS on INTx of a VF: count 0, so any trigger is EINVAL (measured:
-    the differential check's INTx rows on the lab VF, 6.1/6.12/7.2)."""
+    an INTx eventfd on the lab VF was EINVAL on 6.12, and
+    scenarios/vf_no_intx.yaml passed on it on 6.1, 6.12 and 7.2)."""
     from vfio_hil import EventFd, IrqIndex, IrqSet
 
     with parse_target("sim:nvme_vf@6.12").open() as dev, EventFd() as fd:
         with pytest.raises(VfioError) as err:
             dev.set_irqs(IrqSet.eventfds(IrqIndex.INTX, 0, [fd]))
         assert err.value.errno == 22
+
+
+def test_shipped_scenarios_pass_on_the_kind_presets(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every shipped scenario on sim:nvme_vf, sim:xhci_msi and sim:e1000e of
+    each lab kernel; msi_multi_vector and vf_no_intx, which need these
+    devices, pass on them (in the lab they ran on the real ones)."""
+    monkeypatch.delenv("VFIO_HIL_DEVICES", raising=False)
+    sims = [f"{p}@{k}" for p in ("nvme_vf", "xhci_msi", "e1000e") for k in sorted(LAB_IRQ_INFO)]
+    monkeypatch.setenv("VFIO_HIL_SIM", ",".join(sims))
+    shutil.copytree(ROOT / "scenarios", pytester.path / "scenarios")
+    pytester.makeconftest(
+        "from vfio_hil._plugin.scenarios import collect_file\n\n"
+        "def pytest_collect_file(file_path, parent):\n"
+        "    return collect_file(file_path, parent)\n"
+    )
+    result = pytester.runpytest("-p", "no:vfio_hil", "-p", "no:cacheprovider", "-v", "scenarios")
+    counts = result.parseoutcomes()
+    assert counts.get("failed", 0) == counts.get("errors", 0) == 0, result.stdout.str()
+    out = result.stdout.str()
+    for stem, preset in (("msi_multi_vector", "xhci_msi"), ("vf_no_intx", "nvme_vf")):
+        for kernel in sorted(LAB_IRQ_INFO):
+            assert f"{stem}.yaml::{stem}[sim:{preset}@{kernel}] PASSED" in out, out

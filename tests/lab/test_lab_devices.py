@@ -4,9 +4,10 @@ One guest per kernel of the matrix (``VFIO_HIL_LAB_KERNELS``, default
 ``6.1 6.12 7``) with the ``kinds`` preset bound to vfio-pci: a VF of QEMU's
 NVMe (no INTx), the NEC xHCI (16 MSI vectors, no MSI-X) and an e1000e
 (INTx, MSI, MSI-X 5).  In the guest: the differential check, each device
-against its SimDevice preset (tests/guest/test_sim_presets_guest.py) and
-the conformance suite.  The long fuzz stays with the default devices
-(test_lab_kernels.py); this keeps the cost at a few minutes per kernel.
+against its SimDevice preset (tests/guest/test_sim_presets_guest.py), the
+conformance suite and the two scenarios written for these kinds.  The long
+fuzz stays with the default devices (test_lab_kernels.py); this keeps the
+cost at a few minutes per kernel.
 
 Without QEMU, virtme-ng or the cached kernels these tests skip and say how
 to get them; with CI=true they fail.  ``VFIO_HIL_LAB_JOBS`` guests (default:
@@ -40,6 +41,9 @@ CHECKS = (
     TESTS / "guest" / "test_differential.py",
     TESTS / "guest" / "test_sim_presets_guest.py",
     Path(vfio_hil.suite.__file__).resolve().parent,
+    # The scenarios written for these kinds (the others run on the default devices).
+    TESTS.parent / "scenarios" / "msi_multi_vector.yaml",
+    TESTS.parent / "scenarios" / "vf_no_intx.yaml",
 )
 GUEST_TIMEOUT_S = 1200.0  # measured: 3-4 min per kernel under TCG on two cores
 JOBS = int(os.environ.get("VFIO_HIL_LAB_JOBS", str(os.cpu_count() or 1)))
