@@ -176,11 +176,12 @@ def _ssh(spec: str) -> Target:
     return Target(f"ssh://{host}/{inner.spec}", inner.simulated, open_remote, eventfd)
 
 
-def _split_iommu(spec: str, body: str, *, lab: bool) -> tuple[str, str]:
-    """``(body, mode)`` of ``BODY[?iommu=MODE]``; mode "auto" when none is given."""
+def _split_iommu(spec: str, body: str, *, lab: bool) -> tuple[str, str | None]:
+    """``(body, mode)`` of ``BODY[?iommu=MODE]``; mode None when none is given
+    (``open_device`` then asks ``VFIO_HIL_IOMMU``)."""
     body, query, value = body.partition("?")
     if not query:
-        return body, "auto"
+        return body, None
     key, _, mode = value.partition("=")
     allowed = IOMMU_PATHS if lab else IOMMU_PATHS[:3]
     if key != "iommu" or mode not in allowed:
@@ -191,8 +192,8 @@ def _split_iommu(spec: str, body: str, *, lab: bool) -> tuple[str, str]:
     return body, mode
 
 
-def _with_mode(spec: str, mode: str) -> str:
-    return spec if mode == "auto" else f"{spec}?iommu={mode}"
+def _with_mode(spec: str, mode: str | None) -> str:
+    return spec if mode in (None, "auto") else f"{spec}?iommu={mode}"
 
 
 def _lab(spec: str) -> Target:
