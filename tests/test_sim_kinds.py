@@ -77,7 +77,7 @@ def test_the_twin_of_a_kind_preset_is_the_preset(preset: str) -> None:
 
 def test_a_vf_refuses_intx_as_the_lab_vf_did() -> None:
     """SET_IRQS on INTx of a VF: count 0, so any trigger is EINVAL (measured:
-    an INTx eventfd on the lab VF was EINVAL on 6.12, and
+    an INTx eventfd on the lab VF was EINVAL on 6.1, 6.12 and 7.2, and
     scenarios/vf_no_intx.yaml passed on it on 6.1, 6.12 and 7.2)."""
     from vfio_hil import EventFd, IrqIndex, IrqSet
 
