@@ -136,3 +136,12 @@ def test_a_noiommu_group_node_is_found(tmp_path: Path) -> None:
     (tmp_path / "dev" / "noiommu-0").touch()
     group, node = guest.group_node("0000:00:0a.0", tmp_path / "devices", tmp_path / "dev")
     assert (group, node) == ("0", str(tmp_path / "dev" / "noiommu-0"))
+
+
+def test_the_scale_preset_gets_the_vcpus_its_2048_vectors_need(tmp_path: Path) -> None:
+    # An x86 CPU has about 200 interrupt vectors: with 2 vCPUs the kernel
+    # refused to enable 2048 MSI-X vectors (ENOSPC, seen in the lab).
+    k = _kernel(tmp_path, None)
+    shown = run.show_commands([k], ["true"], accel="tcg", devices="scale", cpus=2)
+    assert "--cpus 16" in shown
+    assert "--cpus 2 " in run.show_commands([k], ["true"], accel="tcg", cpus=2)

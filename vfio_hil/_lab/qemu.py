@@ -35,7 +35,7 @@ ROOT_PORT_ID = "vfio_hil_rp0"
 # The "kinds" devices (issue 11): QEMU's NVMe (1b36:0010) with one SR-IOV VF,
 # the NEC xHCI (1033:0194) with MSI and no MSI-X, Intel's 82574L e1000e
 # (8086:10d3). "vf:ID" asks the guest to create a VF on the PF with that id
-# and bind the VF (guest.find_devices); the PF stays with its own driver.
+# and bind the VF (guest.find_devices); the PF stays on pci-pf-stub.
 NVME_ID = "1b36:0010"
 NVME_VF = f"vf:{NVME_ID}"
 XHCI_NEC_ID = "1033:0194"
@@ -54,11 +54,16 @@ class DevicePreset:
     description: str
     qemu_args: tuple[str, ...]
     ids: tuple[str, ...]
+    # Fewer vCPUs than this and the devices cannot all be used: an x86 CPU has
+    # about 200 interrupt vectors, so 2048 MSI-X vectors need 16 of them (with
+    # 2 the kernel refuses the enable with ENOSPC). A guest gets at least this.
+    min_cpus: int = 1
 
 
-def _preset(name: str, vectors: int, description: str) -> DevicePreset:
+def _preset(name: str, vectors: int, description: str, min_cpus: int = 1) -> DevicePreset:
     return DevicePreset(
         name=name,
+        min_cpus=min_cpus,
         description=description,
         qemu_args=(
             "-device",
@@ -123,11 +128,12 @@ PRESETS: dict[str, DevicePreset] = {
     "scale": _preset(
         "scale",
         2048,
-        "as default, with a 2048-vector MSI-X virtio-rng (the PCI maximum)",
+        "as default, with a 2048-vector MSI-X virtio-rng (the PCI maximum); 16 vCPUs",
+        min_cpus=16,
     ),
     "nvme-vf": _kinds(
         "nvme-vf",
-        "an SR-IOV VF of QEMU's nvme 1b36:0010 (no INTx, MSI-X); the PF stays on nvme",
+        "an SR-IOV VF of QEMU's nvme 1b36:0010 (no INTx, MSI-X); the PF on pci-pf-stub",
         _NVME_VF,
     ),
     "xhci-msi": _kinds(

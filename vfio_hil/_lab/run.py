@@ -302,6 +302,9 @@ def run_one(
     deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
     (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
     check_iommu(kernel, iommu)
+    if cpus < preset.min_cpus:
+        log(f"devices {preset.name} need {preset.min_cpus} vCPUs: the guest gets {preset.min_cpus}")
+        cpus = preset.min_cpus
     argv = _argv(kernel, accel, preset, kdir, memory, cpus, iommu, extra_qemu_args)
     (kdir / "virtme-run.argv").write_text(shlex.join(argv) + "\n")
     result = LabResult(kernel, accel, list(command), kdir)
@@ -479,7 +482,7 @@ def show_commands(
     parts = []
     for k in kernels:
         kdir = root / k.release
-        argv = _argv(k, chosen, preset, kdir, memory, cpus, iommu)
+        argv = _argv(k, chosen, preset, kdir, memory, max(cpus, preset.min_cpus), iommu)
         script = guest_script(
             k, preset, command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
         )
