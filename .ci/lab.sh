@@ -7,6 +7,7 @@
 #
 #   PYTHON=/path/to/python bash .ci/lab.sh      # default python3
 #   LAB_KERNELS="6.12 7" bash .ci/lab.sh        # default: all (6.1 6.12 7)
+#   LAB_BUILD=0 bash .ci/lab.sh                  # skip building the iommufd kernel
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
@@ -30,6 +31,15 @@ have busybox || missing+=(busybox-static)
 have file || missing+=(file)
 have dpkg-deb || missing+=(dpkg)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# Building the lab's own kernel (vfio-hil lab build): the compiler and
+# kbuild's tools, libelf for objtool, xz for the source tarball, ccache so a
+# rebuild from scratch is quick.
+for tool in gcc make flex bison bc xz ccache; do
+  pkg=$tool; [ "$tool" = xz ] && pkg=xz-utils
+  have "$tool" || missing+=("$pkg")
+done
+[ -f /usr/include/gelf.h ] || missing+=(libelf-dev)
+[ -d /usr/include/openssl ] || missing+=(libssl-dev)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
@@ -65,3 +75,9 @@ set -- ${LAB_KERNELS:-all}
 args=()
 for k in "$@"; do args+=(--kernel "$k"); done
 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil lab fetch "${args[@]}"
+
+# The lab's own kernel with every VFIO open path (cached: a second run only
+# checks that nothing changed).
+if [ "${LAB_BUILD:-1}" != 0 ]; then
+  PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil lab build
+fi

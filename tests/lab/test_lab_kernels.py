@@ -1,7 +1,7 @@
 """The lab: on each kernel of the matrix, the real vfio-pci against the model.
 
 Boots the kernel in QEMU with the edu and virtio devices bound to vfio-pci.
-Two guests per kernel:
+Two guests per Debian kernel (their only open path is group + container):
 
 - ``fuzz``: the state machine with the whole ``ci`` profile, run here on the
   host (``vfio-hil fuzz --lab K``: hypothesis and the model here, the devices
@@ -11,6 +11,11 @@ Two guests per kernel:
   suite (vfio_hil.suite), the shipped scenarios, the docs' example test file,
   and, on ``IN_GUEST_FUZZ_KERNEL``, a short in-guest run of the state machine:
   the agent path and the in-guest path must agree on the same kernel.
+
+The lab's own kernel (``iommufd``, ``vfio-hil lab build``) has every open
+path, so it runs once per path (``MODES``): the ``ci`` fuzz on the cdev path
+only, and a checks guest on each of cdev, group + container and NOIOMMU (a
+guest without an IOMMU), the latter two with the short in-guest fuzz too.
 
 Without QEMU, virtme-ng or the cached kernels these tests skip and say how
 to get them; with CI=true they fail.  Under TCG a guest keeps one host core
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,7 +47,7 @@ import vfio_hil.suite
 
 pytestmark = pytest.mark.lab
 
-KERNELS = os.environ.get("VFIO_HIL_LAB_KERNELS", "6.1 6.12 7").split()
+KERNELS = os.environ.get("VFIO_HIL_LAB_KERNELS", "6.1 6.12 7 iommufd").split()
 TESTS = Path(__file__).resolve().parents[1]
 GUEST_TESTS = TESTS / "guest"
 # The docs' example test file, run by pytester against the lab's devices.
@@ -53,9 +59,20 @@ FUZZ = GUEST_TESTS / "test_fuzz_guest.py"
 IN_GUEST_FUZZ_KERNEL = "6.12"
 IN_GUEST_FUZZ_EXAMPLES = "60"  # a check that both paths agree, not a second campaign
 PARTS = ("fuzz", "checks")  # submitted in this order: the long one first
+# (open path, parts) per kernel: Debian kernels have one path (auto: group);
+# the built one has three, each checked, and the long fuzz runs on one.
+BUILT = "iommufd"
+MODES = {BUILT: (("cdev", PARTS), ("group", ("checks",)), ("noiommu", ("checks",)))}
+DEBIAN_MODES = (("auto", PARTS),)
+RUNS = [
+    (spec, mode, part)
+    for spec in KERNELS
+    for mode, parts in MODES.get(spec, DEBIAN_MODES)
+    for part in parts
+]
 JOBS = int(os.environ.get("VFIO_HIL_LAB_JOBS", str(os.cpu_count() or 1)))
 # Each guest ends by GUEST_TIMEOUT_S; a test may wait for the guests ahead of it.
-TEST_TIMEOUT_S = math.ceil(len(KERNELS) * len(PARTS) / max(JOBS, 1)) * GUEST_TIMEOUT_S + 120
+TEST_TIMEOUT_S = math.ceil(len(RUNS) / max(JOBS, 1)) * GUEST_TIMEOUT_S + 120
 HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
 
 
@@ -75,7 +92,8 @@ def _missing(spec: str) -> str | None:
     except ImportError:
         return "virtme-ng (pip install 'vfio-hil[lab]')"
     if _find(spec) is None:
-        return f"kernel {spec} in the cache (vfio-hil lab fetch --kernel {spec})"
+        get = "vfio-hil lab build" if spec == BUILT else f"vfio-hil lab fetch --kernel {spec}"
+        return f"kernel {spec} in the cache ({get})"
     return None
 
 
@@ -87,11 +105,14 @@ def _find(spec: str) -> Any:
     return hits[-1] if hits else None
 
 
-def _checks_command(spec: str) -> list[str]:
+def _checks_command(spec: str, mode: str) -> list[str]:
     pytest_args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     pytest_args += ["-o", "addopts=", "-s"]  # -s: the in-guest fuzz's steps per second
     paths = [str(p) for p in (GUEST_TESTS, SUITE, DOC_EXAMPLES, SCENARIOS)]
-    ignore = [] if spec == IN_GUEST_FUZZ_KERNEL else [f"--ignore={FUZZ}"]
+    # The short in-guest fuzz: on one Debian kernel (the agent and in-guest
+    # paths agree), and on each open path the long host-side fuzz skips.
+    fuzz_here = spec == IN_GUEST_FUZZ_KERNEL or mode in ("group", "noiommu")
+    ignore = [] if fuzz_here else [f"--ignore={FUZZ}"]
     return [*pytest_args, *ignore, *paths]
 
 
@@ -157,15 +178,16 @@ class _HostFuzz:
 _CHILDREN: set[subprocess.Popen[str]] = set()
 
 
-def _host_fuzz(spec: str, results: Path) -> _HostFuzz:
+def _host_fuzz(spec: str, mode: str, results: Path) -> _HostFuzz:
     # A child process: hypothesis is not made to run two engines in one process.
     argv = [sys.executable, "-m", "vfio_hil", "fuzz", "--lab", spec, "--profile", "ci"]
     argv += ["--out", str(results / "counterexamples"), "--timeout", f"{GUEST_TIMEOUT_S:.0f}"]
+    argv += [] if mode == "auto" else ["--iommu", mode]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=TESTS.parent
     )
     _CHILDREN.add(proc)
-    out = _Prefixed(f"{spec} fuzz", sys.stderr)
+    out = _Prefixed(_label(spec, mode, "fuzz"), sys.stderr)
     lines: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -176,23 +198,30 @@ def _host_fuzz(spec: str, results: Path) -> _HostFuzz:
     code = proc.wait()
     _CHILDREN.discard(proc)
     tail = "".join(lines[-60:])
-    return _HostFuzz(f"vfio-hil fuzz --lab {spec}: exit {code}", code == 0, tail)
+    return _HostFuzz(f"{shlex.join(argv[1:])}: exit {code}", code == 0, tail)
 
 
-def _run(spec: str, part: str, results: Path) -> Any:
+def _label(spec: str, mode: str, part: str) -> str:
+    return f"{spec} {part}" if mode == "auto" else f"{spec} {mode} {part}"
+
+
+def _run(spec: str, mode: str, part: str, results: Path) -> Any:
     from vfio_hil._lab.run import run_lab
 
     if part == "fuzz":
-        return _host_fuzz(spec, results)
+        return _host_fuzz(spec, mode, results)
+    path = {} if mode == "auto" else {"VFIO_HIL_IOMMU": mode}
     (result,) = run_lab(
         [_find(spec)],
-        _checks_command(spec),
+        _checks_command(spec, mode),
         timeout=GUEST_TIMEOUT_S,
         results_dir=results,
-        echo=_Prefixed(f"{spec} {part}", sys.stderr),  # type: ignore[arg-type]
+        iommu="none" if mode == "noiommu" else "intel",
+        echo=_Prefixed(_label(spec, mode, part), sys.stderr),  # type: ignore[arg-type]
         env={
             "VFIO_HIL_DIFF_SEEDS": os.environ.get("VFIO_HIL_DIFF_SEEDS", "20"),
             "VFIO_HIL_FUZZ_EXAMPLES": IN_GUEST_FUZZ_EXAMPLES,
+            **path,
         },
     )
     return result
@@ -201,22 +230,24 @@ def _run(spec: str, part: str, results: Path) -> Any:
 @pytest.fixture(scope="module")
 def lab_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[tuple[str, str], Future[Any]]]:
-    """Start a guest for every selected (kernel, part) the lab can boot."""
+) -> Iterator[dict[tuple[str, str, str], Future[Any]]]:
+    """Start a guest for every selected (kernel, path, part) the lab can boot."""
     from vfio_hil._lab.run import stop_all_guests
 
     wanted = [
-        (item.callspec.params["spec"], item.callspec.params["part"])
+        tuple(item.callspec.params["run"])
         for item in request.session.items
         if isinstance(item, pytest.Function)
         and item.originalname == "test_kernel_agrees_with_the_model_and_passes_the_suite"
     ]
-    wanted.sort(key=lambda job: PARTS.index(job[1]))
+    wanted.sort(key=lambda job: PARTS.index(job[2]))
     PROGRESS.capture = request.config.pluginmanager.getplugin("capturemanager")
     pool = ThreadPoolExecutor(max_workers=max(JOBS, 1), thread_name_prefix="lab")
     runs = {
-        (spec, part): pool.submit(_run, spec, part, tmp_path_factory.mktemp(f"{spec}-{part}"))
-        for spec, part in wanted
+        (spec, mode, part): pool.submit(
+            _run, spec, mode, part, tmp_path_factory.mktemp(f"{spec}-{mode}-{part}")
+        )
+        for spec, mode, part in wanted
         if _missing(spec) is None
     }
     # SIGTERM (a timeout, a cancelled job) unwinds like Ctrl-C, through here.
@@ -240,15 +271,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)  # each guest's own hard timeout fires first
-@pytest.mark.parametrize("part", PARTS)
-@pytest.mark.parametrize("spec", KERNELS)
+@pytest.mark.parametrize("run", RUNS, ids=["-".join(r).replace("-auto", "") for r in RUNS])
 def test_kernel_agrees_with_the_model_and_passes_the_suite(
-    spec: str, part: str, lab_runs: dict[tuple[str, str], Future[Any]]
+    run: tuple[str, str, str], lab_runs: dict[tuple[str, str, str], Future[Any]]
 ) -> None:
+    spec = run[0]
     missing = _missing(spec)
     if missing is not None:
         _unavailable(missing)
-    result = lab_runs[(spec, part)].result()
+    result = lab_runs[run].result()
     if isinstance(result, _HostFuzz):
         assert result.ok, f"{result.summary}\n{result.output}"
         return
