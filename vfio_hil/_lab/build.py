@@ -77,6 +77,7 @@ REQUIRED = (
     "IRQ_REMAP",
     "PCI_MSI",
     "PCI_IOV",
+    "PCI_PF_STUB",  # holds an SR-IOV PF while its VF is tested (the nvme-vf preset)
     "EVENTFD",
     "VIRTIO_PCI",
     "VIRTIO_CONSOLE",
@@ -110,6 +111,7 @@ CONFIG_ACPI=y
 CONFIG_PCI=y
 CONFIG_PCI_MSI=y
 CONFIG_PCI_IOV=y
+CONFIG_PCI_PF_STUB=y
 CONFIG_PCIEPORTBUS=y
 CONFIG_PCIEAER=y
 CONFIG_EVENTFD=y
