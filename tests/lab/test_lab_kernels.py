@@ -14,8 +14,9 @@ Two guests per Debian kernel (their only open path is group + container):
 
 The lab's own kernel (``iommufd``, ``vfio-hil lab build``) has every open
 path, so it runs once per path (``MODES``): the ``ci`` fuzz on the cdev path
-only, and a checks guest on each of cdev, group + container and NOIOMMU (a
-guest without an IOMMU), the latter two with the short in-guest fuzz too.
+only, and a checks guest on each of cdev (chosen by ``auto``), group +
+container and NOIOMMU (a guest without an IOMMU), the latter two with the
+short in-guest fuzz too.
 
 Without QEMU, virtme-ng or the cached kernels these tests skip and say how
 to get them; with CI=true they fail.  Under TCG a guest keeps one host core
@@ -62,7 +63,16 @@ PARTS = ("fuzz", "checks")  # submitted in this order: the long one first
 # (open path, parts) per kernel: Debian kernels have one path (auto: group);
 # the built one has three, each checked, and the long fuzz runs on one.
 BUILT = "iommufd"
-MODES = {BUILT: (("cdev", PARTS), ("group", ("checks",)), ("noiommu", ("checks",)))}
+# Its checks guest chooses nothing: auto must pick the cdev there (the guest
+# tests check it), so everything in it runs over the cdev.
+MODES = {
+    BUILT: (
+        ("cdev", ("fuzz",)),
+        ("auto", ("checks",)),
+        ("group", ("checks",)),
+        ("noiommu", ("checks",)),
+    )
+}
 DEBIAN_MODES = (("auto", PARTS),)
 RUNS = [
     (spec, mode, part)
