@@ -1,13 +1,14 @@
 """The lab's other device kinds: an SR-IOV VF, multi-vector MSI, a NIC.
 
 One guest per kernel of the matrix (``VFIO_HIL_LAB_KERNELS``, default
-``6.1 6.12 7``) with the ``kinds`` preset bound to vfio-pci: a VF of QEMU's
-NVMe (no INTx), the NEC xHCI (16 MSI vectors, no MSI-X) and an e1000e
-(INTx, MSI, MSI-X 5).  In the guest: the differential check, each device
-against its SimDevice preset (tests/guest/test_sim_presets_guest.py), the
-conformance suite and the two scenarios written for these kinds.  The long
-fuzz stays with the default devices (test_lab_kernels.py); this keeps the
-cost at a few minutes per kernel.
+``6.1 6.12 7 iommufd``, as test_lab_kernels.py) with the ``kinds`` preset
+bound to vfio-pci: a VF of QEMU's NVMe (no INTx), the NEC xHCI (16 MSI
+vectors, no MSI-X) and an e1000e (INTx, MSI, MSI-X 5).  In the guest: the
+differential check, each device against its SimDevice preset
+(tests/guest/test_sim_presets_guest.py), the conformance suite and the two
+scenarios written for these kinds.  The long fuzz stays with the default
+devices (test_lab_kernels.py); this keeps the cost at a few minutes per
+kernel.
 
 Without QEMU, virtme-ng or the cached kernels these tests skip and say how
 to get them; with CI=true they fail.  ``VFIO_HIL_LAB_JOBS`` guests (default:
@@ -34,7 +35,7 @@ import vfio_hil.suite
 
 pytestmark = pytest.mark.lab
 
-KERNELS = os.environ.get("VFIO_HIL_LAB_KERNELS", "6.1 6.12 7").split()
+KERNELS = os.environ.get("VFIO_HIL_LAB_KERNELS", "6.1 6.12 7 iommufd").split()
 PRESET = "kinds"
 TESTS = Path(__file__).resolve().parents[1]
 CHECKS = (

@@ -97,8 +97,12 @@ def read_id(dev: Path) -> str:
 # "vf:VID:DID": create one SR-IOV VF on each PF with that id and bind the VF.
 VF_PREFIX = "vf:"
 # The driver that owns a PF while its VFs exist: sriov_numvfs needs a PF
-# driver with sriov_configure (nvme: pci_sriov_configure_simple).
-PF_DRIVERS = {"1b36:0010": "nvme"}
+# driver with sriov_configure.  pci-pf-stub (CONFIG_PCI_PF_STUB) is the
+# kernel's driver for exactly that (pci_sriov_configure_simple, and nothing
+# else: the PF's own function is left alone); driver_override binds it to
+# any PF.
+PF_DRIVER = "pci-pf-stub"
+PF_MODULE = "pci_pf_stub"
 DRIVER_WAIT_S = 10.0
 
 
@@ -139,21 +143,21 @@ def create_vf(
 ) -> tuple[str, str]:
     """Enable one VF on the PF at ``pf_address``; ``(address, id)`` of the VF.
 
-    The PF is bound to its own driver (``PF_DRIVERS``), VF autoprobe is turned
+    The PF is bound to pci-pf-stub (``PF_DRIVER``), VF autoprobe is turned
     off so no driver but vfio-pci ever touches the VF, then sriov_numvfs=1.
     """
     pf = sys_pci / pf_address
     if not (pf / "sriov_totalvfs").exists():
         raise GuestError(f"{pf_address} ({pf_id}) has no SR-IOV capability: no VF to create")
     if not (pf / "virtfn0").exists():
-        driver = PF_DRIVERS.get(pf_id)
-        if driver is None:
-            raise GuestError(
-                f"{pf_address} ({pf_id}): no PF driver known for VFs; known: "
-                f"{', '.join(f'{k} ({v})' for k, v in PF_DRIVERS.items())}"
-            )
+        driver = PF_DRIVER
         if _driver_of(pf) != driver:
-            modprobe(driver, modroot)
+            try:
+                modprobe(PF_MODULE, modroot)
+            except GuestError as exc:
+                raise GuestError(
+                    f"{pf_address}: a VF needs the PF on {driver} (CONFIG_PCI_PF_STUB): {exc}"
+                ) from None
             (pf / "driver_override").write_text(driver)
             if (pf / "driver").exists():
                 (pf / "driver" / "unbind").write_text(pf_address)
