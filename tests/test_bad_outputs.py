@@ -388,3 +388,18 @@ def test_fuzz_timeout_without_lab_is_refused_rather_than_ignored(
 ) -> None:
     assert vfio_hil_main(["fuzz", "--sim", "edu", "--timeout", "5"]) == Exit.USAGE
     assert "--timeout limits a lab guest" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly() -> None:
+    # `vfio-hil info sim:edu | true`: the reader is gone before the first write.
+    proc = subprocess.run(
+        f"{sys.executable} -m vfio_hil info sim:edu | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+    assert "BrokenPipe" not in proc.stderr

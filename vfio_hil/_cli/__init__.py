@@ -8,6 +8,7 @@ can fix into one line and ``Exit.USAGE``.  Every exit status is an ``Exit``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,10 +43,17 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return code
     except (VfioHilError, VfioError) as err:
         print(f"vfio-hil {args.command}: {err}", file=sys.stderr)
         return Exit.USAGE
     except KeyboardInterrupt:
         print(f"vfio-hil {args.command}: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`vfio-hil info sim:edu | head -3`): stop quietly,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK

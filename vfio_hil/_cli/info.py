@@ -25,6 +25,10 @@ def _info(args: argparse.Namespace) -> int:
         info = dev.info()
         print(f"{dev.name}: flags={info.flags:#x} regions={info.num_regions} irqs={info.num_irqs}")
         print(f"  kernel profile {dev.kernel.name}")
+        path = getattr(dev, "iommu", None)  # a real or remote device's open path
+        if path is not None:
+            unsafe = " (no IOMMU: unsafe NOIOMMU mode)" if path == "noiommu" else ""
+            print(f"  opened by {path}{unsafe}")
         for index in IrqIndex:
             try:
                 irq = dev.irq_info(index)
