@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import IO, Any
 import pytest
 
 import vfio_hil.suite
+from tests.lab.lab_needs import find_kernel, missing, unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -49,35 +49,6 @@ CHECKS = (
 GUEST_TIMEOUT_S = 1200.0  # measured: 3-4 min per kernel under TCG on two cores
 JOBS = int(os.environ.get("VFIO_HIL_LAB_JOBS", str(os.cpu_count() or 1)))
 TEST_TIMEOUT_S = math.ceil(len(KERNELS) / max(JOBS, 1)) * GUEST_TIMEOUT_S + 120
-HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
-
-
-def _unavailable(what: str) -> None:
-    message = f"the lab needs {what}; {HOW}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _find(spec: str) -> Any:
-    from vfio_hil._lab.kernels import cached_kernels, matches, parse_spec
-
-    (kernel_spec,) = parse_spec(spec)
-    hits = [k for k in cached_kernels() if matches(kernel_spec, k)]
-    return hits[-1] if hits else None
-
-
-def _missing(spec: str) -> str | None:
-    """What the lab lacks to boot ``spec``, or None."""
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64"
-    try:
-        import virtme.commands.run  # noqa: F401
-    except ImportError:
-        return "virtme-ng (pip install 'vfio-hil[lab]')"
-    if _find(spec) is None:
-        return f"kernel {spec} in the cache (vfio-hil lab fetch --kernel {spec})"
-    return None
 
 
 class _Prefixed:
@@ -100,7 +71,7 @@ def _run(spec: str, results: Path) -> Any:
 
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     (result,) = run_lab(
-        [_find(spec)],
+        [find_kernel(spec)],
         [*command, *map(str, CHECKS)],
         accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
         devices=PRESET,
@@ -129,7 +100,7 @@ def device_runs(
     runs = {
         spec: pool.submit(_run, spec, tmp_path_factory.mktemp(f"{spec}-{PRESET}"))
         for spec in wanted
-        if _missing(spec) is None
+        if missing(spec) is None
     }
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
@@ -152,9 +123,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def test_device_kinds_agree_with_the_model_and_pass_the_suite(
     spec: str, device_runs: dict[str, Future[Any]]
 ) -> None:
-    missing = _missing(spec)
-    if missing is not None:
-        _unavailable(missing)
+    lacking = missing(spec)
+    if lacking is not None:
+        unavailable(lacking)
     result = device_runs[spec].result()
     output = result.results_dir / "output.log"
     tail = output.read_text()[-6000:] if output.exists() else "(no output)"

@@ -30,7 +30,6 @@ import math
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from typing import IO, Any
 import pytest
 
 import vfio_hil.suite
+from tests.lab.lab_needs import find_kernel, missing, unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -83,36 +83,6 @@ RUNS = [
 JOBS = int(os.environ.get("VFIO_HIL_LAB_JOBS", str(os.cpu_count() or 1)))
 # Each guest ends by GUEST_TIMEOUT_S; a test may wait for the guests ahead of it.
 TEST_TIMEOUT_S = math.ceil(len(RUNS) / max(JOBS, 1)) * GUEST_TIMEOUT_S + 120
-HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
-
-
-def _unavailable(what: str) -> None:
-    message = f"the lab needs {what}; {HOW}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _missing(spec: str) -> str | None:
-    """What the lab lacks to boot ``spec``, or None."""
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64"
-    try:
-        import virtme.commands.run  # noqa: F401
-    except ImportError:
-        return "virtme-ng (pip install 'vfio-hil[lab]')"
-    if _find(spec) is None:
-        get = "vfio-hil lab build" if spec == BUILT else f"vfio-hil lab fetch --kernel {spec}"
-        return f"kernel {spec} in the cache ({get})"
-    return None
-
-
-def _find(spec: str) -> Any:
-    from vfio_hil._lab.kernels import cached_kernels, matches, parse_spec
-
-    (kernel_spec,) = parse_spec(spec)
-    hits = [k for k in cached_kernels() if matches(kernel_spec, k)]
-    return hits[-1] if hits else None
 
 
 def _checks_command(spec: str, mode: str) -> list[str]:
@@ -222,7 +192,7 @@ def _run(spec: str, mode: str, part: str, results: Path) -> Any:
         return _host_fuzz(spec, mode, results)
     path = {} if mode == "auto" else {"VFIO_HIL_IOMMU": mode}
     (result,) = run_lab(
-        [_find(spec)],
+        [find_kernel(spec)],
         _checks_command(spec, mode),
         timeout=GUEST_TIMEOUT_S,
         results_dir=results,
@@ -258,7 +228,7 @@ def lab_runs(
             _run, spec, mode, part, tmp_path_factory.mktemp(f"{spec}-{mode}-{part}")
         )
         for spec, mode, part in wanted
-        if _missing(spec) is None
+        if missing(spec) is None
     }
     # SIGTERM (a timeout, a cancelled job) unwinds like Ctrl-C, through here.
     in_main = threading.current_thread() is threading.main_thread()
@@ -286,9 +256,9 @@ def test_kernel_agrees_with_the_model_and_passes_the_suite(
     run: tuple[str, str, str], lab_runs: dict[tuple[str, str, str], Future[Any]]
 ) -> None:
     spec = run[0]
-    missing = _missing(spec)
-    if missing is not None:
-        _unavailable(missing)
+    lacking = missing(spec)
+    if lacking is not None:
+        unavailable(lacking)
     result = lab_runs[run].result()
     if isinstance(result, _HostFuzz):
         assert result.ok, f"{result.summary}\n{result.output}"

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+
+from tests.lab.lab_needs import find_kernel, missing, unavailable
 
 pytestmark = pytest.mark.lab
 
@@ -37,41 +38,12 @@ PRESET = "scale"
 VECTORS = 2048
 GUEST = Path(__file__).resolve().with_name("scale_guest.py")
 GUEST_TIMEOUT_S = 1200.0  # measured: about 5 min under TCG on two busy cores
-HOW = "install them with `bash .ci/lab.sh` (qemu-system-x86, virtme-ng, the kernels)"
 # What of the guest's output is worth a line in a CI log while pytest captures.
 _PROGRESS = re.compile(
     r"^(lab: |VFIO-HIL-LAB: (guest up|command (start|exit))|scale part |\S+: (\d+ MSI-X vectors"
     r"|running;|agree;|disagree)|\s+(phase|enable|trigger|read|disable|total)\b|python/C"
     r"|every one of|FAILED)"
 )
-
-
-def _unavailable(what: str) -> None:
-    message = f"the lab needs {what}; {HOW}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _find(spec: str) -> Any:
-    from vfio_hil._lab.kernels import cached_kernels, matches, parse_spec
-
-    (kernel_spec,) = parse_spec(spec)
-    hits = [k for k in cached_kernels() if matches(kernel_spec, k)]
-    return hits[-1] if hits else None
-
-
-def _missing(spec: str) -> str | None:
-    """What the lab lacks to boot ``spec``, or None."""
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64"
-    try:
-        import virtme.commands.run  # noqa: F401
-    except ImportError:
-        return "virtme-ng (pip install 'vfio-hil[lab]')"
-    if _find(spec) is None:
-        return f"kernel {spec} in the cache (vfio-hil lab fetch --kernel {spec})"
-    return None
 
 
 class _Progress:
@@ -102,13 +74,13 @@ def test_a_2048_vector_device_passes_the_suite_signals_every_vector_and_fuzzes(
     from vfio_hil._bench.scale import LAB_CPUS
     from vfio_hil._lab.run import run_lab, stop_all_guests
 
-    missing = _missing(KERNEL)
-    if missing is not None:
-        _unavailable(missing)
+    lacking = missing(KERNEL)
+    if lacking is not None:
+        unavailable(lacking)
     capture = request.config.pluginmanager.getplugin("capturemanager")
     try:
         (result,) = run_lab(
-            [_find(KERNEL)],
+            [find_kernel(KERNEL)],
             [sys.executable, str(GUEST)],
             accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
             devices=PRESET,
