@@ -8,7 +8,6 @@ eventfd by inheritance.  The result is the ratio of the two rates.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vfio_hil._bench.cbuild import compile_c
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioHilError
 from vfio_hil._eventfd import EventFd
@@ -47,17 +47,7 @@ class LoopbackResult:
 
 
 def compile_baseline(workdir: Path) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise VfioHilError("gcc not found", "apt-get install gcc linux-libc-dev")
-    binary = workdir / "loopback"
-    subprocess.run(
-        [gcc, "-O2", "-Wall", "-o", str(binary), str(SOURCE)],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    return binary
+    return compile_c(SOURCE, workdir)
 
 
 def _python_loop(device: Device, efd: EventFd, request: IrqSet, n: int) -> tuple[float, int]:

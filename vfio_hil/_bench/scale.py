@@ -26,7 +26,6 @@ import contextlib
 import errno
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vfio_hil._bench.cbuild import compile_c
 from vfio_hil._device import Device
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._eventfd import EventFd, read_counters
@@ -105,17 +105,7 @@ class ScaleResult:
 
 
 def compile_baseline(workdir: Path) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise VfioHilError("gcc not found", "apt-get install gcc linux-libc-dev")
-    binary = workdir / "scale"
-    subprocess.run(
-        [gcc, "-O2", "-Wall", "-o", str(binary), str(SOURCE)],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    return binary
+    return compile_c(SOURCE, workdir)
 
 
 def msix_vectors(device: Device) -> int:
