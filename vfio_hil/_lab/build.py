@@ -39,11 +39,15 @@ from vfio_hil._lab.apt import PrivateApt
 
 __all__ = [
     "BUILT_SOURCE",
+    "COVERAGE",
     "DEFAULT_SOURCE",
     "FLAVOUR",
     "LAB_CONFIG",
+    "PLAIN",
     "REQUIRED",
+    "VARIANTS",
     "BuildResult",
+    "Variant",
     "build_kernel",
     "missing_symbols",
 ]
@@ -176,6 +180,51 @@ CONFIG_DEBUG_INFO_NONE=y
 CONFIG_LOCALVERSION="-vfio-hil"
 # CONFIG_LOCALVERSION_AUTO is not set
 """
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One flavour of the lab kernel: its objects dir, Kconfig fragment, install tag.
+
+    ``source`` is the installed ``Kernel.source``, which the kernel spec
+    matches on (``kernels.NAMED_SPECS``), so two variants never stand in for
+    each other; ``make_vars`` go on the compile's make command line.
+    """
+
+    flavour: str
+    config: str
+    required: tuple[str, ...]
+    source: str
+    make_vars: tuple[str, ...] = ()
+    expected_steps: int = EXPECTED_STEPS
+
+
+PLAIN = Variant(FLAVOUR, LAB_CONFIG, REQUIRED, BUILT_SOURCE)
+
+COVERAGE_SOURCE = "built-cov"
+# The directories whose code is profiled (gcov): the VFIO core, vfio-pci and iommufd.
+COVERAGE_DIRS = ("drivers/vfio", "drivers/iommu/iommufd")
+COVERAGE_CONFIG = LAB_CONFIG.replace(
+    'CONFIG_LOCALVERSION="-vfio-hil"', 'CONFIG_LOCALVERSION="-vfio-hil-cov"'
+) + (
+    "# gcov counters in debugfs (/sys/kernel/debug/gcov), only where GCOV_PROFILE says\n"
+    "CONFIG_GCOV_KERNEL=y\n"
+    "# CONFIG_GCOV_PROFILE_ALL is not set\n"
+)
+# GCOV_PROFILE := y for COVERAGE_DIRS and their subdirectories without touching the
+# shared source tree: a make command-line variable reaches every sub-make (through
+# MAKEFLAGS) and is expanded there, where kbuild's $(obj) is that sub-make's directory.
+# Elsewhere it is empty, so CONFIG_GCOV_PROFILE_ALL (off) decides; a per-file
+# GCOV_PROFILE_x.o := n still wins (scripts/Makefile.lib checks it first).
+_PROFILED = " ".join(f"{d} {d}/%" for d in COVERAGE_DIRS)
+COVERAGE = Variant(
+    "iommufd-cov",
+    COVERAGE_CONFIG,
+    (*REQUIRED, "GCOV_KERNEL", "DEBUG_FS"),
+    COVERAGE_SOURCE,
+    (f"GCOV_PROFILE=$(if $(filter {_PROFILED},$(obj)),y)",),
+)
+VARIANTS = {v.flavour: v for v in (PLAIN, COVERAGE)}
 
 # tool -> Debian package; gelf.h stands for libelf-dev (objtool needs it).
 _BUILD_TOOLS = {"gcc": "gcc", "make": "make", "flex": "flex", "bison": "bison", "bc": "bc"}
@@ -314,7 +363,9 @@ def _source_tree(source: str, build_dir: Path, cache: Path) -> tuple[Path, str, 
     return tree, upstream, provenance
 
 
-def _make(tree: Path, objects: Path, *targets: str, cc: str = "gcc") -> list[str]:
+def _make(
+    tree: Path, objects: Path, *targets: str, cc: str = "gcc", make_vars: Sequence[str] = ()
+) -> list[str]:
     return [
         "make",
         "-C",
@@ -323,11 +374,12 @@ def _make(tree: Path, objects: Path, *targets: str, cc: str = "gcc") -> list[str
         "ARCH=x86_64",
         f"CC={cc}",
         f"-j{os.cpu_count() or 1}",
+        *make_vars,
         *targets,
     ]
 
 
-def _configure(tree: Path, objects: Path, config: str) -> None:
+def _configure(tree: Path, objects: Path, config: str, required: Sequence[str] = REQUIRED) -> None:
     """allnoconfig + ``config``; rerun only when the fragment or tree changed."""
     stamp = objects / ".vfio-hil-config"
     digest = hashlib.sha256(f"{tree}\0{config}".encode()).hexdigest()
@@ -353,7 +405,7 @@ def _configure(tree: Path, objects: Path, config: str) -> None:
         env={**os.environ, "ARCH": "x86_64"},
     )
     _run(_make(tree, objects, "olddefconfig"), "make olddefconfig", CONFIG_TIMEOUT_S)
-    missing = missing_symbols(dot_config.read_text())
+    missing = missing_symbols(dot_config.read_text(), required)
     if missing:
         raise LabError(
             f"the configured kernel lacks {', '.join('CONFIG_' + s for s in missing)} "
@@ -405,9 +457,15 @@ def _compile(argv: list[str], env: dict[str, str], log_path: Path, expected: int
 
 
 def build_kernel(
-    cache: Path, *, source: str = DEFAULT_SOURCE, clean: bool = False, config: str = LAB_CONFIG
+    cache: Path,
+    *,
+    source: str = DEFAULT_SOURCE,
+    clean: bool = False,
+    config: str | None = None,
+    variant: Variant = PLAIN,
 ) -> BuildResult:
-    """Build (or reuse) the lab kernel from ``source`` and install it in ``cache``."""
+    """Build (or reuse) the lab kernel ``variant`` from ``source`` and install it in
+    ``cache`` (``config``: another fragment than the variant's)."""
     from vfio_hil._lab.kernels import Kernel, depmod, write_manifest
 
     check_tools()
@@ -415,11 +473,11 @@ def build_kernel(
     started = time.monotonic()
     with _build_lock(build_dir):
         tree, upstream, provenance = _source_tree(source, build_dir, cache)
-        objects = build_dir / f"{FLAVOUR}-{upstream}"
+        objects = build_dir / f"{variant.flavour}-{upstream}"
         if clean and objects.exists():
             log(f"removing {objects}")
             shutil.rmtree(objects)
-        _configure(tree, objects, config)
+        _configure(tree, objects, variant.config if config is None else config, variant.required)
         env = dict(os.environ)
         ccache = shutil.which("ccache")
         if ccache:
@@ -428,10 +486,17 @@ def build_kernel(
             log("ccache not found: a rebuild from scratch will compile everything again")
         log(f"building {provenance} in {objects} on {os.cpu_count()} cores")
         compiled = _compile(
-            _make(tree, objects, "bzImage", "modules", cc="ccache gcc" if ccache else "gcc"),
+            _make(
+                tree,
+                objects,
+                "bzImage",
+                "modules",
+                cc="ccache gcc" if ccache else "gcc",
+                make_vars=variant.make_vars,
+            ),
             env,
-            build_dir / f"{FLAVOUR}-{upstream}.log",
-            EXPECTED_STEPS,
+            build_dir / f"{variant.flavour}-{upstream}.log",
+            variant.expected_steps,
         )
         release = _run(_make(tree, objects, "-s", "kernelrelease"), "kernelrelease", 120).strip()
         final = cache / release
@@ -466,13 +531,13 @@ def build_kernel(
                 raise
             write_manifest(
                 Kernel(
-                    name=FLAVOUR,
+                    name=variant.flavour,
                     release=release,
                     upstream=upstream,
                     vmlinuz=image,
                     modules_dir=root / "lib" / "modules" / release,
                     root=root,
-                    source=BUILT_SOURCE,
+                    source=variant.source,
                     packages=(provenance,),
                 ),
                 final,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vfio_hil._lab._util import LabError, log
 from vfio_hil._lab.apt import PrivateApt
-from vfio_hil._lab.build import BUILT_SOURCE
+from vfio_hil._lab.build import BUILT_SOURCE, COVERAGE_SOURCE
 
 MANIFEST = "kernel.json"
 DEPMOD_TIMEOUT_S = 600.0
@@ -91,9 +91,13 @@ NAMED_SPECS: dict[str, KernelSpec] = {
     # Built here from Debian's linux-source (``build``): IOMMUFD, VFIO_DEVICE_CDEV
     # and VFIO_NOIOMMU, which no Debian kernel has.
     "iommufd": KernelSpec("iommufd", (BUILT_SOURCE,), ()),
+    # The same with gcov counters for drivers/vfio and drivers/iommu/iommufd (``gcov``).
+    "iommufd-cov": KernelSpec("iommufd-cov", (COVERAGE_SOURCE,), ()),
 }
 MATRIX = ("6.1", "6.12", "7")
-SPEC_FORMS = "6.1, 6.12, 7, newest, all, X.Y, iommufd, or a local VMLINUZ[:MODULES_DIR]"
+SPEC_FORMS = (
+    "6.1, 6.12, 7, newest, all, X.Y, iommufd, iommufd-cov, or a local VMLINUZ[:MODULES_DIR]"
+)
 _ANY_SERIES_GROUPS = ("sid", "trixie-backports", "trixie", "bookworm")
 
 
@@ -515,20 +519,21 @@ def resolve(spec: KernelSpec, *, refresh: bool = False, cache: Path | None = Non
         if hits:
             usr_modules_link(hits[-1].root)  # trees cached by earlier versions
             return Kernel(**{**asdict(hits[-1]), "name": spec.label})
-    if spec.groups == (BUILT_SOURCE,):
+    if spec.groups in ((BUILT_SOURCE,), (COVERAGE_SOURCE,)):
         return _built(spec, cache)
     return _fetch(spec, cache, refresh)
 
 
 def _built(spec: KernelSpec, cache: Path) -> Kernel:
     """The lab's own kernel, built now when the cache has none (``build``)."""
-    from vfio_hil._lab.build import build_kernel
+    from vfio_hil._lab.build import VARIANTS, build_kernel
 
+    flag = " --coverage" if spec.groups == (COVERAGE_SOURCE,) else ""
     log(
         f"kernel {spec.label} is not built yet: building it now (once; cached in {cache}; "
-        "`vfio-hil lab build` does this step alone)"
+        f"`vfio-hil lab build{flag}` does this step alone)"
     )
-    build_kernel(cache)
+    build_kernel(cache, variant=VARIANTS[spec.label])
     hits = [k for k in cached_kernels(cache) if matches(spec, k)]
     if not hits:
         raise LabError(f"the build finished but {cache} holds no {spec.label} kernel")
