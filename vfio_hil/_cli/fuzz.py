@@ -3,6 +3,7 @@
     vfio-hil fuzz (--device ADDR | --sim PRESET[:VECTORS][@KERNEL] | --lab KERNEL
                    | --devices-from-env) [--profile ci|dev|fuzz] [--max-examples N]
                   [--seed N] [--out DIR] [--timeout S] [--in-guest] [--iommu MODE]
+                  [--kernel-coverage DIR]
 
 ``--seed N``: the examples are a function of N (default: 0 for ``ci``, random
 for ``dev`` and ``fuzz``); with a seed no example database is used.  A run of
@@ -94,6 +95,13 @@ def add_parser(sub: Any) -> None:
         help=f"--lab: hard limit per guest (default {LAB_TIMEOUT_S:.0f} s; the ci profile "
         "takes ~16 min under TCG)",
     )
+    parser.add_argument(
+        "--kernel-coverage",
+        type=Path,
+        metavar="DIR",
+        help="--lab iommufd-cov: collect each guest's kernel line coverage under DIR "
+        "(a gcovr report per guest; `vfio-hil lab coverage` merges them)",
+    )
     add_iommu_option(parser)
     parser.set_defaults(handler=_fuzz)
 
@@ -161,6 +169,12 @@ def _fuzz(args: argparse.Namespace) -> int:
         )
     if args.in_guest and not args.lab:
         raise VfioHilError("--in-guest says where a --lab run fuzzes", "give it with --lab")
+    if args.kernel_coverage is not None:
+        from vfio_hil._lab.run import COVERAGE_ENV
+
+        if not args.lab:
+            raise VfioHilError("--kernel-coverage is a lab guest's", "give --lab iommufd-cov")
+        os.environ[COVERAGE_ENV] = str(args.kernel_coverage.absolute())  # every guest booted
     if args.lab and not args.in_guest:
         return _fuzz_on_agents(args)
     if args.lab:

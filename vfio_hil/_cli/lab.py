@@ -2,9 +2,10 @@
 
     vfio-hil lab run [--kernel SPEC]... [--accel auto|kvm|tcg] [--devices PRESET]
                      [--iommu intel|none] [--timeout S] [--results DIR]
-                     [--show-command] -- COMMAND...
+                     [--show-command] [--coverage] -- COMMAND...
     vfio-hil lab fetch [--kernel SPEC]... [--refresh]
-    vfio-hil lab build [--source X.Y|PATH] [--clean]
+    vfio-hil lab build [--source X.Y|PATH] [--clean] [--coverage]
+    vfio-hil lab coverage --out DIR COVERAGE_DIR...
     vfio-hil lab kernels
 
 Exit status of ``run``: 0 when the command passed on every kernel, 1 when it
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "env_pairs", "run_guarded"]
 
 _KERNEL_HELP = (
-    "6.1, 6.12, 7, newest, all, X.Y, iommufd, or VMLINUZ[:MODULES_DIR]; repeatable (default: all)"
+    "6.1, 6.12, 7, newest, all, X.Y, iommufd, iommufd-cov, or VMLINUZ[:MODULES_DIR]; "
+    "repeatable (default: all)"
 )
 
 
@@ -98,6 +100,13 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="print the virtme-run command and guest script, then exit (boots nothing)",
     )
+    run.add_argument(
+        "--coverage",
+        action="store_true",
+        help="collect the kernel's line coverage of drivers/vfio and drivers/iommu/iommufd "
+        "(needs --kernel iommufd-cov) into RESULTS/<release>/coverage: focus.txt, "
+        "summary.txt, html/index.html",
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...")
     run.set_defaults(handler=_lab_errors(_run))
 
@@ -123,7 +132,22 @@ def add_parser(sub: Any) -> None:
     build.add_argument(
         "--clean", action="store_true", help="remove the object tree first (ccache stays)"
     )
+    build.add_argument(
+        "--coverage",
+        action="store_true",
+        help="build the gcov variant instead (spec iommufd-cov: counters for drivers/vfio "
+        "and drivers/iommu/iommufd; its own object tree)",
+    )
     build.set_defaults(handler=_lab_errors(_build))
+    cov = actions.add_parser(
+        "coverage",
+        help="merge the kernel coverage of several runs into one report",
+        description="One gcovr report (focus.txt, summary.txt, html/) over the coverage "
+        "directories of several `lab run --coverage` or `fuzz --kernel-coverage` runs.",
+    )
+    cov.add_argument("--out", type=Path, required=True, metavar="DIR", help="report directory")
+    cov.add_argument("dirs", nargs="+", type=Path, metavar="COVERAGE_DIR")
+    cov.set_defaults(handler=_lab_errors(_coverage))
     actions.add_parser("kernels", help="list cached kernels").set_defaults(
         handler=_lab_errors(_list)
     )
@@ -252,6 +276,7 @@ def _run(args: argparse.Namespace) -> int:
         "cpus": args.cpus,
         "iommu": args.iommu,
         "env": env_pairs(args.env),
+        "coverage": args.coverage,
     }
     if args.show_command:
         print(show_commands(resolve_kernels(args.kernel), command, **options))
@@ -266,27 +291,40 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from vfio_hil._lab.build import DEFAULT_SOURCE, build_kernel
+    from vfio_hil._lab.build import COVERAGE, DEFAULT_SOURCE, PLAIN, build_kernel
     from vfio_hil._lab.kernels import cache_dir
 
-    built = build_kernel(cache_dir(), source=args.source or DEFAULT_SOURCE, clean=args.clean)
+    variant = COVERAGE if args.coverage else PLAIN
+    built = build_kernel(
+        cache_dir(), source=args.source or DEFAULT_SOURCE, clean=args.clean, variant=variant
+    )
     minutes, seconds = divmod(round(built.seconds), 60)
     what = f"{built.compiled} steps" if built.compiled else "nothing to rebuild"
     cached = "with ccache" if built.ccache else "without ccache"
-    print(f"iommufd: {built.release} (upstream {built.upstream}) in {built.root}")
+    print(f"{variant.flavour}: {built.release} (upstream {built.upstream}) in {built.root}")
     print(f"built in {minutes}m{seconds:02d}s on {os.cpu_count()} cores ({what}, {cached})")
     return Exit.OK
 
 
+def _coverage(args: argparse.Namespace) -> int:
+    from vfio_hil._lab import gcov
+
+    rep = gcov.merge(args.out, args.dirs)
+    print((rep.directory / "focus.txt").read_text(), end="")
+    print(f"# {rep.directory / 'summary.txt'}, {rep.html}")
+    return Exit.OK
+
+
 def _list(_: argparse.Namespace) -> int:
-    from vfio_hil._lab.build import BUILT_SOURCE, FLAVOUR
+    from vfio_hil._lab.build import BUILT_SOURCE, COVERAGE, COVERAGE_SOURCE, FLAVOUR
     from vfio_hil._lab.kernels import MATRIX, cache_dir, cached_kernels
 
     kernels = cached_kernels()
     print(f"# cache: {cache_dir()} (matrix: {', '.join(MATRIX)}; built: {FLAVOUR})")
     for k in kernels:
         packages = ", ".join(k.packages) or "local"
-        source = f"{FLAVOUR} (built)" if k.source == BUILT_SOURCE else k.source
+        built = {BUILT_SOURCE: FLAVOUR, COVERAGE_SOURCE: COVERAGE.flavour}
+        source = f"{built[k.source]} (built)" if k.source in built else k.source
         print(f"{k.release:28} upstream {k.upstream:10} {source:17} {packages}")
     if not kernels:
         print("# no cached kernels: vfio-hil lab fetch --kernel all")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from vfio_hil._lab import gcov
 from vfio_hil._lab._util import LabError, log
 from vfio_hil._lab.console import ConsoleScanner, Finding
 from vfio_hil._lab.kernels import Kernel, kernel_has
@@ -39,6 +40,10 @@ from vfio_hil._lab.qemu import (
 )
 
 DEFAULT_TIMEOUT_S = 900.0
+# A directory: every guest of a gcov kernel this process boots collects its
+# kernel coverage under it (<release>-<devices>), as run_lab(coverage=True)
+# does into its results; reaches the guests the device agent boots too.
+COVERAGE_ENV = "VFIO_HIL_LAB_COVERAGE"
 # The guest kills its command this long before the host's hard timeout, so
 # the output and exit code still reach the results directory.
 GUEST_GRACE_S = 20.0
@@ -195,6 +200,49 @@ def check_iommu(kernel: Kernel, iommu: GuestIommu) -> None:
         )
 
 
+def check_coverage(kernel: Kernel) -> None:
+    """A LabError before booting, for coverage on a kernel without gcov."""
+    if kernel_has(kernel, "GCOV_KERNEL") is not True:
+        raise LabError(
+            f"kernel {kernel.name} ({kernel.release}) is built without CONFIG_GCOV_KERNEL, "
+            "so it has no coverage to collect: use --kernel iommufd-cov "
+            "(`vfio-hil lab build --coverage`)"
+        )
+
+
+def _coverage_dir(kernel: Kernel, preset: DevicePreset, coverage: Path | None) -> Path | None:
+    """Where this guest's counters go: ``coverage``, else under $VFIO_HIL_LAB_COVERAGE."""
+    if coverage is not None:
+        return coverage
+    base = os.environ.get(COVERAGE_ENV)
+    if not base:
+        return None
+    if kernel_has(kernel, "GCOV_KERNEL") is not True:
+        log(f"{kernel.name}: no CONFIG_GCOV_KERNEL: this guest's coverage is not collected")
+        return None
+    name = f"{kernel.release}-{preset.name}"
+    for n in range(1, 1000):  # one directory per guest: a later one never overwrites
+        chosen = Path(base).absolute() / (name if n == 1 else f"{name}-{n}")
+        if not chosen.exists():
+            return chosen
+    raise LabError(f"{base} holds 999 coverage runs of {name}: give another {COVERAGE_ENV}")
+
+
+def _coverage_report(kernel: Kernel, directory: Path) -> None:
+    """gcovr over what the guest collected; one line with the figures, or why not."""
+    log(f"{kernel.name}: kernel coverage: running gcovr over {directory / gcov.GCDA_DIR}")
+    try:
+        rep = gcov.report(directory)
+    except LabError as exc:
+        log(f"{kernel.name}: kernel coverage: error: {exc}")
+        return
+    lines, covered, _ = rep.file_totals("drivers/vfio/pci/vfio_pci_intrs.c")
+    log(
+        f"{kernel.name}: kernel coverage: vfio_pci_intrs.c {covered}/{lines} lines; "
+        f"{directory / 'focus.txt'}, {rep.html}"
+    )
+
+
 def pick_accel(requested: str, kernel: Kernel) -> Accel:
     """Probe KVM (unless TCG was asked for) and print a note on fallback."""
     probe = None if requested == "tcg" else probe_kvm(find_qemu(), kernel.vmlinuz)
@@ -289,17 +337,25 @@ def run_one(
     echo: IO[str] | None = None,
     extra_qemu_args: Sequence[str] = (),
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    coverage: Path | None = None,
 ) -> LabResult:
     """Boot ``kernel``, run ``command`` in it and return the judged result.
 
     ``on_start`` is given the guest's process (virtme-run, whose group holds
-    QEMU) as soon as it runs, for a caller in another thread to kill."""
+    QEMU) as soon as it runs, for a caller in another thread to kill.
+    ``coverage``: collect the kernel's gcov counters there and report them
+    (default: under $VFIO_HIL_LAB_COVERAGE when it is set; see ``gcov``)."""
     kdir = results_root / kernel.release
     kdir.mkdir(parents=True, exist_ok=True)
     for name in _RESULT_FILES:
         (kdir / name).unlink(missing_ok=True)
     t0 = time.monotonic()
     deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
+    coverage = _coverage_dir(kernel, preset, coverage)
+    if coverage is not None:
+        check_coverage(kernel)
+        coverage.mkdir(parents=True, exist_ok=True)
+        command = gcov.wrap(command, coverage)
     (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
     check_iommu(kernel, iommu)
     if cpus < preset.min_cpus:
@@ -349,6 +405,8 @@ def run_one(
     assert reader is not None
     result.total_seconds = time.monotonic() - t0
     _judge(result, scanner, reader.tail)
+    if coverage is not None and result.exit_code is not None:
+        _coverage_report(kernel, coverage)
     return result
 
 
@@ -383,8 +441,12 @@ def run_lab(
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
     echo: IO[str] | None = sys.stdout,
+    coverage: bool = False,
 ) -> list[LabResult]:
     """Run ``command`` in a guest per kernel; one ``LabResult`` each, in order.
+
+    ``coverage``: each guest's kernel coverage goes to ``<results>/<release>/coverage``
+    (every kernel must be a gcov one, ``iommufd-cov``: checked before any boot).
 
     Each guest logs a line when it boots and one with its verdict and time
     when it ends.  Called from the main thread, SIGTERM stops the run like
@@ -398,6 +460,8 @@ def run_lab(
     preset = get_preset(devices)
     for k in kernels:
         check_iommu(k, iommu)
+        if coverage:
+            check_coverage(k)
     find_qemu()
     find_virtme_run()
     if not Path("/lib/modules").is_dir():
@@ -424,6 +488,7 @@ def run_lab(
                 env=env,
                 verbose=verbose,
                 echo=echo,
+                coverage=root / k.release / "coverage" if coverage else None,
             )
             # As each guest ends, not after the last: CI logs show a long run's progress.
             for f in r.findings:
@@ -473,6 +538,7 @@ def show_commands(
     cpus: int = 2,
     iommu: GuestIommu = "intel",
     env: Mapping[str, str] | None = None,
+    coverage: bool = False,
 ) -> str:
     """What ``run_lab`` would execute: the virtme-run argv and guest script per kernel."""
     preset = get_preset(devices)
@@ -483,8 +549,9 @@ def show_commands(
     for k in kernels:
         kdir = root / k.release
         argv = _argv(k, chosen, preset, kdir, memory, max(cpus, preset.min_cpus), iommu)
+        guest_command = gcov.wrap(command, kdir / "coverage") if coverage else command
         script = guest_script(
-            k, preset, command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
+            k, preset, guest_command, kdir, time.time() + timeout - GUEST_GRACE_S, env or {}
         )
         how = (
             f"{chosen} (--accel auto: kvm instead if a probe guest boots)"
@@ -497,4 +564,13 @@ def show_commands(
     return "\n".join(parts)
 
 
-__all__ = ["LabResult", "check_iommu", "run_lab", "run_one", "show_commands", "stop_all_guests"]
+__all__ = [
+    "COVERAGE_ENV",
+    "LabResult",
+    "check_coverage",
+    "check_iommu",
+    "run_lab",
+    "run_one",
+    "show_commands",
+    "stop_all_guests",
+]
