@@ -12,13 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from vfio_hil._cli import agent, bench, devices, diff, fuzz, info, lab, replay, run
+from vfio_hil._cli import agent, bench, devices, diff, fuzz, info, lab, replay, run, selftests
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._exit import Exit
 
 __all__ = ["main", "make_parser"]
 
-_COMMANDS = (run, diff, fuzz, replay, bench, devices, info, lab, agent)
+_COMMANDS = (run, diff, fuzz, replay, bench, devices, info, lab, agent, selftests)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -46,6 +46,11 @@ def add_parser(sub: Any) -> None:
         help=f"fail a test that runs longer than S seconds (default {TEST_TIMEOUT_S:.0f}; "
         "0: no limit)",
     )
+    run.add_argument(
+        "--selftests",
+        action="store_true",
+        help="also run the kernel's VFIO selftests (vfio-hil selftests build) on the devices",
+    )
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     run.set_defaults(handler=_run)
 
@@ -63,8 +68,13 @@ def _seconds(text: str) -> float:
 def _run(args: argparse.Namespace) -> int:
     # pytest-timeout (a dependency) fails a hung test instead of hanging the run.
     suite = ["--pyargs", "vfio_hil.suite", "-o", f"timeout={args.timeout:g}"]
+    suite += ["--vfio-selftests"] if args.selftests else []
     if args.lab:  # the lab points pytest's cache into its results directory
         command = [sys.executable, "-m", "pytest", *suite, *args.pytest_args]
+        if args.selftests:  # a guest with hugepages for vfio_dma_mapping_test
+            from vfio_hil._selftests.lab import run_in_lab
+
+            return run_in_lab(args.lab, command, args.iommu)
         return in_lab(args.lab, command, iommu=args.iommu)
     import pytest
 

@@ -24,6 +24,11 @@ IOMMU_HELP = (
     "(container + group), cdev (/dev/vfio/devices + iommufd), noiommu (lab: a guest "
     "without an IOMMU); a target's own ?iommu=MODE wins (default: VFIO_HIL_IOMMU, else auto)"
 )
+SELFTESTS_HELP = (
+    "also run the kernel's VFIO selftests on each --vfio-device: one item per case, IOMMU "
+    "mode and device"
+)
+SELFTESTS_DIR_HELP = "the `vfio-hil selftests build` to run (default: the newest one cached)"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -37,6 +42,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--vfio-iommu", default=None, metavar="MODE", help=IOMMU_HELP)
     group.addoption("--vfio-require", action="store_true", default=False, help=REQUIRE_HELP)
     group.addoption("--vfio-bind", action="store_true", default=False, help=BIND_HELP)
+    group.addoption("--vfio-selftests", action="store_true", default=False, help=SELFTESTS_HELP)
+    group.addoption("--vfio-selftests-dir", default="auto", metavar="DIR", help=SELFTESTS_DIR_HELP)
     parser.addini("vfio_devices", INI_HELP, type="linelist", default=[])
 
 

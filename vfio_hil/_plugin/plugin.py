@@ -38,6 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[TARGETS] = [parse_target(s) for s in specs]
         if config.getoption("vfio_bind") and not hasattr(config, "workerinput"):
             config.stash[BIND] = _bind(config)
+        if config.getoption("vfio_selftests"):
+            from vfio_hil._selftests.collect import configure
+
+            configure(config, config.getoption("vfio_selftests_dir"), config.stash[TARGETS])
     except VfioHilError as err:
         hint = f"\n  hint: {err.hint}" if err.hint else ""
         raise pytest.UsageError(f"{err.message} (from {where}){hint}") from None
