@@ -40,6 +40,7 @@ for tool in gcc make flex bison bc xz ccache; do
 done
 [ -f /usr/include/gelf.h ] || missing+=(libelf-dev)
 [ -d /usr/include/openssl ] || missing+=(libssl-dev)
+[ -f /usr/include/uuid/uuid.h ] || missing+=(uuid-dev)  # the VFIO selftests link -luuid
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
@@ -81,3 +82,6 @@ PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil lab fetch "$
 if [ "${LAB_BUILD:-1}" != 0 ]; then
   PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil lab build
 fi
+
+# The kernel's own VFIO selftests, from the same tree (cached: seconds when built).
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m vfio_hil selftests build

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 MODE_ENV = "VFIO_HIL_SELFTESTS_IOMMU_MODE"
+UUID_HEADER = Path("/usr/include/uuid/uuid.h")
 MANIFEST = "manifest.json"
 SUBDIR = Path("tools/testing/selftests/vfio")
 HEADERS_TIMEOUT_S = 900.0
@@ -188,6 +189,8 @@ def build_selftests(cache: Path, source: str) -> SelftestsBuild:
     from vfio_hil._lab.build import _build_lock, _source_tree, check_tools
 
     check_tools()
+    if not UUID_HEADER.is_file():  # lib/libvfio.mk links -luuid
+        raise LabError("building the VFIO selftests needs uuid-dev: apt-get install uuid-dev")
     started = time.monotonic()
     tree, upstream, provenance = _source_tree(source, cache / "build", cache)
     vfio = tree / SUBDIR

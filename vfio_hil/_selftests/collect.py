@@ -90,6 +90,11 @@ def item_specs(kind: str, cases: list[Case]) -> Iterator[tuple[Case | None, str]
             yield case, "iommufd" if kind == "iommufd" else "any"
 
 
+def _skip(reason: str) -> None:
+    """A skip reported at the item (the binary and case), not at this module's line."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 class SelftestsBinary(pytest.Collector):
     def __init__(
         self, *, build: SelftestsBuild, kind: str, targets: list[Target], **kwargs: Any
@@ -144,7 +149,7 @@ class SelftestItem(pytest.Item):
         if self.mode in ALL_MODES:
             why = unavailable(self.mode, self.bdf)
             if why:
-                pytest.skip(f"{self.mode}: {why}")
+                _skip(f"{self.mode}: {why}")
         if self.case is None:  # the binary gave up before its harness ran
             outcome = self.listing
         else:
@@ -152,7 +157,7 @@ class SelftestItem(pytest.Item):
             with self.target.hold():
                 outcome = run_case(self.binary, self.case, self.bdf, env, RUN_TIMEOUT_S)
         if outcome.status == "skipped":
-            pytest.skip(outcome.reason + self._hint(outcome.reason))
+            _skip(outcome.reason + self._hint(outcome.reason))
         if outcome.status == "xfail":
             pytest.xfail(outcome.reason)
         if outcome.status != "passed":
@@ -165,8 +170,13 @@ class SelftestItem(pytest.Item):
         for key, path in _HUGE.items():
             if not (self.case and key in self.case.variant and "mmap() failed" in reason):
                 continue
-            if not Path(path).parent.is_dir():  # x86: 1 GiB pages need the CPU's pdpe1gb
-                return f" (this kernel and CPU offer no such page size: no {Path(path).parent})"
+            if not Path(path).parent.is_dir():
+                # x86 offers 1 GiB pages after boot only with CONFIG_CONTIG_ALLOC
+                # (CMA, or COMPACTION + MEMORY_ISOLATION) and the CPU's pdpe1gb.
+                return (
+                    f" (no {Path(path).parent}: this kernel or CPU has no such pages after boot; "
+                    "needs CONFIG_CONTIG_ALLOC and pdpe1gb, or hugepagesz=1G hugepages=1 at boot)"
+                )
             return f" (no free hugepage: reserve one, echo 1 > {path})"
         return ""
 

@@ -1,0 +1,105 @@
+"""The kernel's VFIO selftests in the lab, every IOMMU mode the kernel has.
+
+One guest per kernel (``VFIO_HIL_LAB_SELFTESTS_KERNELS``, default ``iommufd
+6.12``) with the default devices (edu, virtio-rng) bound to vfio-pci runs
+``pytest --vfio-selftests`` against them: the lab's devices presented as
+real ones (``--vfio-device`` from the guest's VFIO_HIL_DEVICES).  The oracle
+is the kernel's own configuration: where it has CONFIG_IOMMUFD every mode
+(type1, type1v2, iommufd_compat_type1[v2], iommufd) must pass on both
+devices; where it lacks it, the containers pass and every iommufd mode is
+skipped for lack of /dev/iommu.  No case may fail.
+
+Without QEMU, virtme-ng, the cached kernels or the selftests build these
+tests skip and say how to get them; with CI=true they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.lab.lab_needs import find_kernel, missing, unavailable
+
+pytestmark = pytest.mark.lab
+
+KERNELS = os.environ.get("VFIO_HIL_LAB_SELFTESTS_KERNELS", "iommufd 6.12").split()
+GUEST_TIMEOUT_S = 900.0  # measured: 206 s on iommufd under TCG, next to other guests
+CONTAINERS = ("vfio_type1_iommu", "vfio_type1v2_iommu")
+
+
+def _outcomes(junit: Path) -> dict[str, tuple[str, str]]:
+    """testcase name (``CASE[MODE-BDF]``) -> (passed|skipped|failed, message)."""
+    out = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        status, message = "passed", ""
+        for child in case:
+            if child.tag in ("skipped", "failure", "error"):
+                status = "skipped" if child.tag == "skipped" else "failed"
+                message = child.get("message", "") + "\n" + (child.text or "")
+        out[f"{case.get('classname')}::{case.get('name')}"] = (status, message)
+    return out
+
+
+def _mode_device(name: str) -> tuple[str, str]:
+    mode, _, bdf = name.rsplit("[", 1)[1].rstrip("]").partition("-")
+    return mode, bdf
+
+
+@pytest.mark.timeout(GUEST_TIMEOUT_S + 120)
+@pytest.mark.parametrize("spec", KERNELS)
+def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) -> None:
+    why = missing(spec)
+    if why:
+        unavailable(why)
+    from vfio_hil._lab.kernels import cache_dir, kernel_has
+    from vfio_hil._lab.run import run_lab
+    from vfio_hil._selftests.build import find_build
+    from vfio_hil._selftests.lab import GUEST_MEMORY, guest_command
+    from vfio_hil._selftests.modes import ALL_MODES
+
+    build = find_build(cache_dir())
+    if build is None:
+        unavailable("the VFIO selftests built (vfio-hil selftests build)")
+    assert build is not None
+    kernel = find_kernel(spec)
+    has_iommufd = kernel_has(kernel, "IOMMUFD")
+    assert has_iommufd is not None, f"{spec}: its kernel config is not in the cache"
+    junit = tmp_path / kernel.release / "selftests.xml"  # the guest writes its results dir only
+    (tmp_path / "none").mkdir()  # a path with no tests: only the selftests are collected
+    pytest_argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    pytest_argv += ["--vfio-selftests", f"--vfio-selftests-dir={build.root}"]
+    pytest_argv += [f"--junitxml={junit}", str(tmp_path / "none")]
+    (result,) = run_lab(
+        [kernel],
+        guest_command(pytest_argv),
+        accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
+        memory=GUEST_MEMORY,
+        timeout=GUEST_TIMEOUT_S,
+        results_dir=tmp_path,
+    )
+    assert junit.is_file(), f"{spec}: no results ({result.verdict()}); see {result.results_dir}"
+    outcomes = _outcomes(junit)
+    failed = {n: m for n, (s, m) in outcomes.items() if s == "failed"}
+    assert not failed, f"{spec}: selftests failed:\n" + "\n".join(
+        f"{n}\n{m}" for n, m in failed.items()
+    )
+    passed: dict[str, set[str]] = defaultdict(set)  # mode -> devices it passed on
+    for name, (status, message) in outcomes.items():
+        mode, bdf = _mode_device(name)
+        if status == "passed":
+            passed[mode].add(bdf)
+        elif mode.startswith("iommufd") and not has_iommufd:
+            assert "no /dev/iommu" in message, f"{name}: skipped for another reason: {message}"
+    devices = {bdf for _, bdf in map(_mode_device, outcomes)}
+    assert len(devices) == 2, f"expected edu and virtio, ran on {sorted(devices)}"
+    expected = ALL_MODES if has_iommufd else CONTAINERS
+    for mode in expected:
+        assert passed[mode] == devices, f"{spec}: {mode} passed on {sorted(passed[mode])} only"
+    if not has_iommufd:
+        assert not any(passed[m] for m in ALL_MODES if m.startswith("iommufd"))
+    assert result.ok, result.verdict()
