@@ -226,3 +226,24 @@ def test_selftests_without_a_device_is_one_clear_error(pytester: pytest.Pytester
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--vfio-selftests needs a PCI device bound to vfio-pci" in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_binary_that_gives_up_is_one_skipped_item_with_its_reason(
+    pytester: pytest.Pytester,
+) -> None:
+    build = _build()
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--vfio-selftests",
+        f"--vfio-selftests-dir={build.root}",
+        "--vfio-device",
+        "0000:ff:1f.7",
+        "-k",
+        "sriov",
+        "-rs",
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*vfio_pci_sriov_uapi_test*SR-IOV may not be supported by the PF*"]
+    )

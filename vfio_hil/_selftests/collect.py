@@ -187,8 +187,8 @@ class SelftestItem(pytest.Item):
             return f"{err.outcome.reason}\n$ {env}{err.argv}\n{err.outcome.output.rstrip()}"
         return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.binary, None, f"{self.binary.name}::{self.name}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.binary, 0, f"{self.binary.name}::{self.name}"
 
 
 class SelftestsPlugin:
