@@ -22,10 +22,11 @@ guest failed, 130 interrupted (Ctrl-C; the statistics so far are printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,17 @@ def add_parser(sub: Any) -> None:
         help="--lab iommufd-cov: collect each guest's kernel line coverage under DIR "
         "(a gcovr report per guest; `vfio-hil lab coverage` merges them)",
     )
+    parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print the state-space cells the run reached and those it never did",
+    )
+    parser.add_argument(
+        "--coverage-html",
+        type=Path,
+        metavar="FILE",
+        help="--coverage, and write its heat map to FILE (one static HTML page)",
+    )
     add_iommu_option(parser)
     parser.set_defaults(handler=_fuzz)
 
@@ -175,8 +187,14 @@ def _fuzz(args: argparse.Namespace) -> int:
         if not args.lab:
             raise VfioHilError("--kernel-coverage is a lab guest's", "give --lab iommufd-cov")
         os.environ[COVERAGE_ENV] = str(args.kernel_coverage.absolute())  # every guest booted
+    if args.in_guest and (args.coverage or args.coverage_html):
+        raise VfioHilError(
+            "--coverage is recorded where the model runs, and --in-guest runs it in the guest",
+            "leave --in-guest out (the model then runs here, the devices in the guest)",
+        )
     if args.lab and not args.in_guest:
-        return _fuzz_on_agents(args)
+        with _coverage(args):
+            return _fuzz_on_agents(args)
     if args.lab:
         inner = [sys.executable, "-m", "vfio_hil", "fuzz", "--devices-from-env"]
         inner += ["--profile", args.profile] + (["--out", str(args.out)] if args.out else [])
@@ -200,11 +218,33 @@ def _fuzz(args: argparse.Namespace) -> int:
     targets = [parse_target(with_iommu(spec, mode)) for spec in specs]
     chosen = _settings(args)
     codes: list[int] = []
-    for target in targets:
-        codes.append(_fuzz_one(target.spec, target.open, chosen, args.out, args.seed))
-        if codes[-1] == Exit.INTERRUPTED:
-            break
+    with _coverage(args):
+        for target in targets:
+            codes.append(_fuzz_one(target.spec, target.open, chosen, args.out, args.seed))
+            if codes[-1] == Exit.INTERRUPTED:
+                break
     return max(codes, default=Exit.OK)
+
+
+@contextlib.contextmanager
+def _coverage(args: argparse.Namespace) -> Iterator[None]:
+    """--coverage, --coverage-html: record the cells, report them at the end."""
+    if not (args.coverage or args.coverage_html):
+        yield
+        return
+    from vfio_hil._coverage.recorder import Recorder, recording
+    from vfio_hil._coverage.report import check_writable, coverage_of, table, write_html
+
+    if args.coverage_html is not None:
+        check_writable(args.coverage_html, "--coverage-html")
+    with recording(Recorder(events=True)) as recorder:
+        yield
+    print("coverage: exploring the model for the reachable cells ...", flush=True)
+    found = coverage_of(recorder)
+    print(table(found))
+    if args.coverage_html is not None:
+        write_html(found, args.coverage_html, "vfio-hil fuzz")
+        print(f"coverage: heat map written to {args.coverage_html}")
 
 
 def _settings(args: argparse.Namespace) -> settings:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from vfio_hil._coverage.recorder import count_model_side, paused
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import (
     SLOTS,
@@ -69,8 +70,10 @@ def run_differential(
     """
     started = time.monotonic()
     device = open_kernel()
-    twin = twin_factory(device) if twin_factory else twin_of(device, profile)
-    counts = irq_counts(device)
+    with paused():  # the twin builder's GET_IRQ_INFO is set-up, not a step
+        twin = twin_factory(device) if twin_factory else twin_of(device, profile)
+        counts = irq_counts(device)
+    count_model_side(device, twin)
     report = DiffReport(device.name, twin.profile.name)
     run = Lockstep(
         side_of(device, SLOTS, reopen=reopen), Side(twin, SLOTS), Timing(settle_s=settle_s)
@@ -100,7 +103,8 @@ def run_differential(
 
     try:
         for label, steps in cases:
-            run.clean(cleanup_steps(counts), twin.function.command_at_open)
+            with paused():  # cleaning is not a step of the case
+                run.clean(cleanup_steps(counts), twin.function.command_at_open)
             for step in steps:
                 try:
                     bad = run.play(step)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 from hypothesis.errors import InvalidArgument
 
+from vfio_hil._coverage.recorder import count_model_side, paused
 from vfio_hil._device import Device
 from vfio_hil._diff.cases import SLOTS, cleanup_steps
 from vfio_hil._errors import VfioHilError
@@ -159,7 +160,14 @@ class MachineContext:
     @property
     def run(self) -> Lockstep:
         if self._run is None:
-            self._run = self._open()
+            with paused():  # the twin builder's GET_IRQ_INFO is set-up, not a step
+                self._run = self._open()
+            run = self._run
+            count_model_side(
+                run.kernel.device,
+                run.model.device,
+                [(p.kernel.device, p.model.device) for p in run.peers],
+            )
         return self._run
 
     def _open(self) -> Lockstep:
@@ -318,7 +326,8 @@ class MachineContext:
                 each.kernel.play(Reopen())
                 each.model.play(Reopen())
         # Every example starts with PCI_COMMAND as an open shows it (bus mastering off).
-        run.clean(cleanup_steps(self.counts), self._twin().function.command_at_open)
+        with paused():  # cleaning is not a step of the example
+            run.clean(cleanup_steps(self.counts), self._twin().function.command_at_open)
         run.steps = 0  # Disagreement numbers steps within the example
 
     def failed(self, trace: list[Played], bad: Disagreement) -> str:
@@ -349,7 +358,8 @@ class MachineContext:
         status raised), then close it and its twin."""
         if self._run is not None:
             run, self._run = self._run, None
-            run.clean(cleanup_steps(self.counts))
+            with paused():
+                run.clean(cleanup_steps(self.counts))
             run.close()
 
 

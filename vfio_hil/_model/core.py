@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from vfio_hil import _uapi as u
 from vfio_hil._irq import IrqInfo, IrqInfoFlag, IrqSet
@@ -24,13 +26,27 @@ from vfio_hil._model.single import SingleTriggerHandlers
 from vfio_hil._model.state import IRQ_NONE
 from vfio_hil._model.validate import set_irqs_validate_and_prepare
 
-__all__ = ["Outcome", "VfioPciModel"]
+__all__ = ["OBSERVER", "Observer", "Outcome", "VfioPciModel"]
 
 Handler = Callable[[int, int, int, int, bytes], int]
 _HEADER = struct.Struct("<5I")
 _MASK = u.VFIO_IRQ_SET_ACTION_MASK
 _UNMASK = u.VFIO_IRQ_SET_ACTION_UNMASK
 _TRIGGER = u.VFIO_IRQ_SET_ACTION_TRIGGER
+
+
+class Observer(Protocol):
+    """Sees every request a model answers (vfio_hil._coverage records cells)."""
+
+    def set_irqs(self, model: VfioPciModel, buf: bytes, answer: Callable[[bytes], int]) -> int:
+        """Return ``answer(buf)``, looking at the model before and after."""
+
+    def irq_info(self, model: VfioPciModel, index: int, answer: IrqInfo | int) -> None: ...
+
+
+# The active observer, if any: one hook here sees every caller of the model
+# (SimDevice, the lockstep twin, the plugin's mirror) without hooks in each.
+OBSERVER: ContextVar[Observer | None] = ContextVar("vfio_hil_model_observer", default=None)
 
 
 @dataclass(frozen=True)
@@ -67,8 +83,15 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
     def _has_err_irq(self) -> bool:
         return self.function.pcie or self.profile.err_without_pcie
 
-    # vfio_pci_ioctl_get_irq_info()
     def get_irq_info(self, index: int) -> IrqInfo | int:
+        answer = self._get_irq_info(index)
+        observer = OBSERVER.get()
+        if observer is not None:
+            observer.irq_info(self, index, answer)
+        return answer
+
+    # vfio_pci_ioctl_get_irq_info()
+    def _get_irq_info(self, index: int) -> IrqInfo | int:
         if not 0 <= index < u.VFIO_PCI_NUM_IRQS:
             return -errno.EINVAL
         # ERR on conventional PCI: gone with the PCIe check in 7.3
@@ -83,8 +106,14 @@ class VfioPciModel(IntxHandlers, MsiHandlers, SingleTriggerHandlers):
 
     # --- SET_IRQS ---------------------------------------------------------------
 
-    # vfio_pci_ioctl_set_irqs(): copy the header, validate, copy the payload
     def ioctl_set_irqs(self, buf: bytes) -> int:
+        observer = OBSERVER.get()
+        if observer is None:
+            return self._ioctl_set_irqs(buf)
+        return observer.set_irqs(self, buf, self._ioctl_set_irqs)
+
+    # vfio_pci_ioctl_set_irqs(): copy the header, validate, copy the payload
+    def _ioctl_set_irqs(self, buf: bytes) -> int:
         if len(buf) < _HEADER.size:
             return -errno.EFAULT
         argsz, flags, index, start, count = _HEADER.unpack_from(buf)
