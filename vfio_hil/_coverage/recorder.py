@@ -16,7 +16,6 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from vfio_hil._coverage.cells import Cell, classify, info_cell, outcome_of
 from vfio_hil._irq import IrqInfo
@@ -34,6 +33,9 @@ __all__ = [
 ]
 
 _UNCOUNTED: weakref.WeakSet[VfioPciModel] = weakref.WeakSet()
+# (function, kernel) -> (name, stimulus): how a twin's cells are reported, set
+# when its run is built (the recorder may start later, as pytest's does).
+_LABELS: dict[tuple[PciFunction, str], tuple[str, bool]] = {}
 
 
 @dataclass(frozen=True, order=True)
@@ -57,21 +59,12 @@ class Recorder:
         self.events = events
         self._names: dict[tuple[PciFunction, str], DeviceKey] = {}
 
-    def label(self, twin: Any, name: str) -> None:
-        """Report the cells of ``twin``'s model (a SimDevice) under ``name``."""
-        model = getattr(twin, "model", None)
-        if isinstance(model, VfioPciModel):
-            pair = (model.function, model.profile.name)
-            stimulus = getattr(twin, "stimulus", None) is not None
-            self._names[pair] = DeviceKey(name, pair[1], model.function, stimulus)
-
     def _key(self, model: VfioPciModel) -> DeviceKey:
         pair = (model.function, model.profile.name)
         key = self._names.get(pair)
         if key is None:
-            key = self._names[pair] = DeviceKey(
-                f"device{len(self._names) + 1}", pair[1], model.function
-            )
+            name, stimulus = _LABELS.get(pair, (f"device{len(self._names) + 1}", False))
+            key = self._names[pair] = DeviceKey(name, pair[1], model.function, stimulus)
         return key
 
     def add(self, model: VfioPciModel, cell: Cell) -> None:
@@ -142,6 +135,8 @@ def count_model_side(
     for peer, peer_twin in peers:
         not_counted(peer)
         not_counted(peer_twin)
-    recorder = active()
-    if recorder is not None:
-        recorder.label(twin, str(getattr(kernel, "name", "device")))
+    model = getattr(twin, "model", None)
+    if isinstance(model, VfioPciModel):
+        stimulus = getattr(twin, "stimulus", None) is not None
+        name = str(getattr(kernel, "name", "device"))
+        _LABELS[(model.function, model.profile.name)] = (name, stimulus)

@@ -18,6 +18,11 @@ BIND_HELP = (
     "bind the --vfio-device devices to vfio-pci (driver_override) for the session and give "
     "them back to their drivers at the end, also after a crashed earlier run"
 )
+COVERAGE_HELP = (
+    "report the state-space cells (index, action, data type, range, state, outcome) the "
+    "tests sent to a model, and the reachable ones they never did (terminal, JUnit XML)"
+)
+COVERAGE_HTML_HELP = "--vfio-coverage, and write its heat map to FILE (one static HTML page)"
 INI_HELP = "PCI devices bound to vfio-pci to test (one per line)"
 IOMMU_HELP = (
     "how real and lab devices are opened: auto (cdev where there is one), group "
@@ -42,6 +47,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--vfio-iommu", default=None, metavar="MODE", help=IOMMU_HELP)
     group.addoption("--vfio-require", action="store_true", default=False, help=REQUIRE_HELP)
     group.addoption("--vfio-bind", action="store_true", default=False, help=BIND_HELP)
+    group.addoption("--vfio-coverage", action="store_true", default=False, help=COVERAGE_HELP)
+    group.addoption("--vfio-coverage-html", default=None, metavar="FILE", help=COVERAGE_HTML_HELP)
     group.addoption("--vfio-selftests", action="store_true", default=False, help=SELFTESTS_HELP)
     group.addoption("--vfio-selftests-dir", default="auto", metavar="DIR", help=SELFTESTS_DIR_HELP)
     parser.addini("vfio_devices", INI_HELP, type="linelist", default=[])

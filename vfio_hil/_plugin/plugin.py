@@ -38,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[TARGETS] = [parse_target(s) for s in specs]
         if config.getoption("vfio_bind") and not hasattr(config, "workerinput"):
             config.stash[BIND] = _bind(config)
+        from vfio_hil._plugin.coverage import register
+
+        register(config)
         if config.getoption("vfio_selftests"):
             from vfio_hil._selftests.collect import configure
 
@@ -151,11 +154,14 @@ def vfio_target(request: pytest.FixtureRequest) -> Iterator[TargetInfo]:
 def vfio_device(vfio_target: TargetInfo, vfio_model: object) -> Iterator[object]:
     """The target, opened for this test; afterwards every index is disabled, the
     device's interrupt status cleared (where it has a stimulus) and it is closed."""
+    from vfio_hil._coverage.recorder import count_model_side
     from vfio_hil._device import close_clean
     from vfio_hil._lockstep.mirror import ModelMirror, TrackedDevice
 
     assert isinstance(vfio_model, ModelMirror)
-    device = TrackedDevice(vfio_target.target.open(), vfio_model)
+    opened = vfio_target.target.open()
+    count_model_side(opened, vfio_model.twin)  # a simulation's own model would count twice
+    device = TrackedDevice(opened, vfio_model)
     try:
         yield device
     finally:
