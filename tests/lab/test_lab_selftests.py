@@ -16,6 +16,7 @@ tests skip and say how to get them; with CI=true they fail.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -30,6 +31,17 @@ pytestmark = pytest.mark.lab
 KERNELS = os.environ.get("VFIO_HIL_LAB_SELFTESTS_KERNELS", "iommufd 6.12").split()
 GUEST_TIMEOUT_S = 900.0  # measured: 206 s on iommufd under TCG, next to other guests
 CONTAINERS = ("vfio_type1_iommu", "vfio_type1v2_iommu")
+# The selftests are 7.2's, and some of their cases assert what later kernels
+# changed; on an older kernel such a case fails, and that failure is the
+# kernel's answer: kept here as observed (6.12.118 in the lab), so a change
+# either way is noticed.  type1 on 6.12 answers a map past the end of the
+# IOVA space with EINVAL; 7.2 answers EOVERFLOW.
+KNOWN_FAILURES = {
+    "6.12": {
+        f"vfio_dma_map_limit_test.{mode}.overflow": "Expected rc (-22) == -EOVERFLOW (-75)"
+        for mode in CONTAINERS
+    },
+}
 
 
 def _outcomes(junit: Path) -> dict[str, tuple[str, str]]:
@@ -43,6 +55,11 @@ def _outcomes(junit: Path) -> dict[str, tuple[str, str]]:
                 message = child.get("message", "") + "\n" + (child.text or "")
         out[f"{case.get('classname')}::{case.get('name')}"] = (status, message)
     return out
+
+
+def _case(name: str) -> str:
+    """The harness's case name (FIXTURE.VARIANT.TEST) of a testcase."""
+    return name.rsplit("::", 1)[-1].split("[", 1)[0]
 
 
 def _mode_device(name: str) -> tuple[str, str]:
@@ -74,9 +91,14 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
     pytest_argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     pytest_argv += ["--vfio-selftests", f"--vfio-selftests-dir={build.root}"]
     pytest_argv += [f"--junitxml={junit}", str(tmp_path / "none")]
+    # The guest's devices given as a user gives real ones: --vfio-device ADDRESS each.
+    as_real = (
+        'for d in $(echo "$VFIO_HIL_DEVICES" | tr , " "); do set -- "$@" --vfio-device "$d"; done'
+    )
+    script = f'{as_real}; exec {shlex.join(pytest_argv)} "$@"'
     (result,) = run_lab(
         [kernel],
-        guest_command(pytest_argv),
+        guest_command(["/bin/sh", "-c", script, "sh"]),
         accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
         memory=GUEST_MEMORY,
         timeout=GUEST_TIMEOUT_S,
@@ -84,9 +106,15 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
     )
     assert junit.is_file(), f"{spec}: no results ({result.verdict()}); see {result.results_dir}"
     outcomes = _outcomes(junit)
+    known = KNOWN_FAILURES.get(spec, {})
     failed = {n: m for n, (s, m) in outcomes.items() if s == "failed"}
-    assert not failed, f"{spec}: selftests failed:\n" + "\n".join(
-        f"{n}\n{m}" for n, m in failed.items()
+    unexpected = {n: m for n, m in failed.items() if known.get(_case(n), "\0") not in m}
+    assert not unexpected, f"{spec}: selftests failed:\n" + "\n".join(
+        f"{n}\n{m}" for n, m in unexpected.items()
+    )
+    failed_cases = sorted({_case(n) for n in failed})
+    assert failed_cases == sorted(known), (
+        f"{spec}: known failures {sorted(known)} now {failed_cases}"
     )
     passed: dict[str, set[str]] = defaultdict(set)  # mode -> devices it passed on
     for name, (status, message) in outcomes.items():
@@ -102,4 +130,4 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
         assert passed[mode] == devices, f"{spec}: {mode} passed on {sorted(passed[mode])} only"
     if not has_iommufd:
         assert not any(passed[m] for m in ALL_MODES if m.startswith("iommufd"))
-    assert result.ok, result.verdict()
+    assert not result.guest_failed, result.verdict()  # no Oops or hang (exit 1: a failed case)

@@ -147,11 +147,11 @@ def _run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[s
 
 
 def list_cases(
-    binary: Path, bdf: str, timeout: float = LIST_TIMEOUT_S
+    binary: Path, bdf: str, env: Mapping[str, str] | None = None, timeout: float = LIST_TIMEOUT_S
 ) -> tuple[list[Case], Outcome]:
     """(the binary's cases, how listing ended): no case means the binary gave up
     before its harness ran (the outcome says why)."""
-    output, code = _run([str(binary), "-l", bdf], {}, timeout)
+    output, code = _run([str(binary), "-l", bdf], env or {}, timeout)
     cases = parse_listing(output)
     return cases, parse_result(output, None, code) if not cases else Outcome("passed", "", output)
 
