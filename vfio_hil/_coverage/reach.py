@@ -399,4 +399,3 @@ def explore(function: PciFunction, profile: KernelProfile, stimulus: bool) -> Re
                     frontier.append((nxt, depth + 1))
     reach.states = len(seen)
     return reach
-

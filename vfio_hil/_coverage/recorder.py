@@ -63,7 +63,11 @@ class Recorder:
         pair = (model.function, model.profile.name)
         key = self._names.get(pair)
         if key is None:
-            name, stimulus = _LABELS.get(pair, (f"device{len(self._names) + 1}", False))
+            fn = model.function
+            # Unlabelled (a SimDevice used alone): named by its hardware; its
+            # line may be driven, so the +line cells count as reachable.
+            unnamed = f"device(intx={int(fn.intx_pin)},msi={fn.msi_vectors},msix={fn.msix_vectors})"
+            name, stimulus = _LABELS.get(pair, (unnamed, True))
             key = self._names[pair] = DeviceKey(name, pair[1], model.function, stimulus)
         return key
 
