@@ -37,10 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hypothesis import note, settings
+from hypothesis import Phase, note, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
+from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase, MultiplexedDatabase
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -86,7 +87,7 @@ from vfio_hil._lockstep import (
     Step,
     WriteEventfd,
 )
-from vfio_hil._lockstep.engine import describe_info
+from vfio_hil._lockstep.engine import Observation, describe_info
 from vfio_hil._model import KernelOops, KernelProfile, kernel_profile
 from vfio_hil._sim.device import SimDevice
 
@@ -167,46 +168,100 @@ class DifferentialMachine(RuleBasedStateMachine):
     @classmethod
     def run(cls, chosen: settings | None = None) -> None:
         """Run the machine (``TestCase.settings`` unless given) with a sample
-        that is a function of its seed only (``vfio_hil._fuzz.sample``)."""
+        that is a function of its seed only (``vfio_hil._fuzz.sample``).
+
+        A device behind an agent is searched in batches (``play``) and a
+        failure shrunk step by step: batched, a failure surfaces at the end of
+        its batch, and the steps drawn meanwhile cloud hypothesis' shrinker
+        (measured: 15 steps against 5 from the same seed, in 4x the time).
+        So the search runs without the shrink phase; a failure it finds goes
+        through an example database to a second run that replays it one step
+        a round trip and shrinks it (a second run, so hypothesis never sees
+        one choice sequence stop at two places)."""
+        chosen = chosen or cls.TestCase.settings
+        ctx = cls.context
         with fixed_sample():
-            run_state_machine_as_test(cls, settings=chosen or cls.TestCase.settings)
+            phases = tuple(chosen.phases)
+            if Phase.shrink not in phases or not ctx.batches():
+                run_state_machine_as_test(cls, settings=chosen)
+                return
+            both: ExampleDatabase = InMemoryExampleDatabase()
+            if chosen.database is not None:
+                both = MultiplexedDatabase(both, chosen.database)
+            searching = [p for p in phases if p is not Phase.shrink]
+            search = settings(chosen, database=both, phases=searching)
+            ctx.batching, ctx.export_now = True, False
+            try:
+                run_state_machine_as_test(cls, settings=search)
+                return
+            except Divergence as found:
+                first = found
+            finally:
+                ctx.batching, ctx.export_now = False, True
+            try:
+                shrink = settings(chosen, database=both, phases=[Phase.reuse, Phase.shrink])
+                run_state_machine_as_test(cls, settings=shrink)
+            finally:
+                ctx.batching = True
+        raise Divergence(
+            f"{first}\n(not shrunk: replayed one step at a time, the example did not fail again)"
+        ) from None
 
     # --- the step ---------------------------------------------------------------------
 
-    def play(self, step: Step, settle: bool = False) -> None:
+    def play(self, step: Step, settle: bool = False) -> Observation | None:
         """Play ``step`` on both sides; raise ``Divergence`` if they disagree.
-        ``settle``: read only after late signals of earlier steps had time to land."""
+        ``settle``: read only after late signals of earlier steps had time to land.
+
+        The model answers at once (its observation is returned; None for a
+        step left out); the kernel side may lag by a batch (``Lockstep.push``:
+        one round trip for several steps when the device is behind an agent),
+        so a divergence is raised at the step that ends the batch, naming the
+        step where it happened.  ``teardown`` flushes what is left."""
         ctx = self.context
         if ctx.would_loop(step):
             if currently_in_test_context():
                 note(f"skipped {step!r}: one eventfd as INTx trigger and unmask loops")
-            return
+            return None
         if ctx.would_oops_later(step):
             if currently_in_test_context():
                 note(f"skipped {step!r}: its re-fire with no INTx trigger would oops later")
-            return
+            return None
         if ctx.undecided(step):
             if currently_in_test_context():
                 note(f"skipped {step!r}: an MSI to a vector with no trigger (open finding)")
-            return
+            return None
         if self.cut_short:
-            return
+            return None
         try:
-            played, bad = ctx.run.step(step, settle)
+            model = ctx.run.push(step, settle)
         except KernelOops as oops:
             # The model answers first, so the kernel side was never sent it
             # (a kernel before the 2024 INTx fix would crash: any_request can
             # draw the INTx-without-trigger loopback that sweeps leave out).
             # The model may have changed state before it oopsed, so the
-            # example ends here, as the differential check cuts a case short.
+            # example ends here, as the differential check cuts a case short;
+            # the steps before it are still compared.
+            self.flush()
             self.cut_short = True
             if currently_in_test_context():
                 note(f"example cut short at {step!r}: the model says it would oops ({oops})")
+            return None
+        if not ctx.batching or ctx.run.due:
+            self.flush()
+        return model
+
+    def flush(self) -> None:
+        """Play the queued steps on the kernel side and compare them."""
+        ctx = self.context
+        if not ctx.run.queued:
             return
-        ctx.stats.steps += 1
-        self.trace.append(played)
-        if currently_in_test_context():
-            note(f"step {len(self.trace)}: {step!r} -> {_show(played)}")
+        played_now, bad = ctx.run.flush()
+        for played in played_now:
+            ctx.stats.steps += 1
+            self.trace.append(played)
+            if currently_in_test_context():
+                note(f"step {len(self.trace)}: {played.step!r} -> {_show(played)}")
         if bad is not None:
             self.diverged = True
             where = ctx.failed(self.trace, bad)
@@ -293,7 +348,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         those the model side enabled: hidden trigger state that no step looked at
         (a trigger kept, lost or moved, on either side) shows here.  A sweep of a
         disabled index is EINVAL on both sides when they agree."""
-        if self.trace and not self.diverged and not self.cut_short:
+        if self.diverged or self.cut_short:
+            return
+        self.flush()
+        if self.trace:
             # The first read settles: a signal still in flight from the last
             # steps (the fuzzer's timing does not wait for extras) counts here.
             final: list[Step] = [
@@ -301,6 +359,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             ]
             for n, step in enumerate(final or [GetIrqInfo(0)]):
                 self.play(step, settle=n == 0)
+            self.flush()
 
     @precondition(_has_group("enable"))
     @rule(data=st.data())
@@ -312,8 +371,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         unassigned, an old trigger kept) is part of its contract.
         """
         step = self._spoil(data, self._focused(data, "enable"))
-        self.play(step)
-        if isinstance(self.trace[-1].kernel.result, str) and step.index in self.context.sweepable():
+        seen = self.play(step)
+        failed = seen is not None and isinstance(seen.result, str)
+        if failed and step.index in self.context.sweepable():
             self.play(self.context.sweep(step.index))
 
     @precondition(_has_group("loopback"))

@@ -25,7 +25,7 @@ from vfio_hil._agent.wire import AgentError
 from vfio_hil._device import DeviceInfo, Platform, RegionInfo
 from vfio_hil._errors import VfioError
 from vfio_hil._irq import IrqInfo, IrqInfoFlag, IrqSet
-from vfio_hil._lockstep.engine import Observation, Side
+from vfio_hil._lockstep.engine import Expected, Observation, Side
 from vfio_hil._lockstep.steps import Step
 from vfio_hil._lockstep.timing import Timing
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from vfio_hil._model.profile import KernelProfile
 
 __all__ = [
+    "BATCH",
     "CALL_TIMEOUT_S",
     "AgentChannel",
     "RemoteDevice",
@@ -44,6 +45,9 @@ __all__ = [
 # Longer than any one step can take in a TCG guest (a converge read waits
 # at most Timing.converge_s); an agent silent for this long is gone.
 CALL_TIMEOUT_S = 60.0
+# Steps a fuzzer's round trip carries: a round trip costs about a
+# millisecond under TCG, a step a few; past a few dozen nothing is saved.
+BATCH = 32
 
 
 class AgentChannel:
@@ -71,6 +75,7 @@ class AgentChannel:
         self._interrupted = False
         self.calls = 0
         self.eventfds: set[int] = set()  # the agent's numbers of RemoteEventFds open
+        self.batch = BATCH  # steps a RemoteSide's round trip carries (1: one a trip)
 
     def call(self, op: str, timeout: float = CALL_TIMEOUT_S, **args: Any) -> Any:
         if self.closed:
@@ -142,6 +147,18 @@ class AgentChannel:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+    def hello(self, timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+        """The agent's hello, checked: it must speak this side's protocol."""
+        answer: dict[str, Any] = self.call("hello", timeout)
+        theirs = answer.get("protocol")
+        if theirs != wire.PROTOCOL:
+            self.close()
+            raise wire.AgentError(
+                f"{self.where}: the agent speaks protocol {theirs}, this vfio-hil {wire.PROTOCOL}",
+                "install the same vfio-hil version where the agent runs",
+            )
+        return answer
 
     def open(self, spec: str) -> RemoteDevice:
         """Open ``spec`` (an address or ``sim:...``) in the agent."""
@@ -352,13 +369,17 @@ class RemoteDevice:
 
 
 class RemoteSide(Side):
-    """A ``Side`` whose eventfds and plays live in the agent, beside the device."""
+    """A ``Side`` whose eventfds and plays live in the agent, beside the device.
+
+    ``batch``: steps a round trip carries (the channel's ``batch``).
+    """
 
     def __init__(self, device: RemoteDevice, slots: int) -> None:
         # Not Side.__init__: the eventfds, the closed number and the
         # non-eventfd are the agent's; nothing here is opened locally.
         self.device = device
         self._remote = device
+        self.batch = device.channel.batch
         self._side = int(device._call("side_open", slots=slots))
 
     def _side_call(self, op: str, **args: Any) -> Any:
@@ -378,6 +399,9 @@ class RemoteSide(Side):
     def after_read(self, step: Step) -> None:
         self._side_call("side_after_read", step=wire.encode_step(step))
 
+    def clean(self, steps: Sequence[Step], settle_s: float = 0.0) -> None:
+        self._side_call("side_clean", steps=[wire.encode_step(s) for s in steps], settle_s=settle_s)
+
     def observe(
         self, step: Step, late: bool, expected: Sequence[int], timing: Timing
     ) -> Observation:
@@ -386,13 +410,23 @@ class RemoteSide(Side):
             step=wire.encode_step(step),
             late=late,
             expected=list(expected),
-            timing={
-                "settle_s": timing.settle_s,
-                "converge_s": timing.converge_s,
-                "recheck": timing.recheck,
-            },
+            timing=wire.encode_timing(timing),
         )
         return wire.decode_observation(answer)
+
+    def observe_many(self, items: Sequence[Expected]) -> list[Observation]:
+        """``Side.observe_many`` in the agent: one round trip for the batch.
+        Its bound grows with the batch: each step may wait out its timing."""
+        if not items:
+            return []
+        budget = sum(i.timing.settle_s + i.timing.converge_s for i in items if i.late)
+        answer = self._remote.channel.call(
+            "side_observe_many",
+            CALL_TIMEOUT_S + budget,
+            side=self._side,
+            items=[wire.encode_expected(i) for i in items],
+        )
+        return [wire.decode_observation(a) for a in answer]
 
     def close(self) -> None:
         if not self._remote.channel.closed:

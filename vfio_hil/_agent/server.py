@@ -28,11 +28,8 @@ from vfio_hil._device import Device, close_clean
 from vfio_hil._eventfd import EventFd
 from vfio_hil._irq import IrqSet
 from vfio_hil._lockstep.engine import Side
-from vfio_hil._lockstep.timing import Timing
 
-__all__ = ["PROTOCOL", "Agent", "serve"]
-
-PROTOCOL = 1
+__all__ = ["Agent", "serve"]
 
 
 class Agent:
@@ -66,7 +63,7 @@ class Agent:
 
         devices = env_list("VFIO_HIL_DEVICES") or []
         return {
-            "protocol": PROTOCOL,
+            "protocol": wire.PROTOCOL,
             "release": os.uname().release,
             "devices": devices,
             "ids": {address: _pci_ids(address) for address in devices},
@@ -223,9 +220,27 @@ class Agent:
     def op_side_after_read(self, args: dict[str, Any]) -> None:
         self._side(args).after_read(wire.decode_step(args["step"]))
 
+    def op_side_clean(self, args: dict[str, Any]) -> None:
+        side = self._side(args)
+        try:
+            side.clean(
+                [wire.decode_step(s) for s in args["steps"]], min(float(args["settle_s"]), 1.0)
+            )
+        finally:
+            self._after_side(args, side)
+
+    def op_side_observe_many(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        side = self._side(args)
+        items = [wire.decode_expected(item) for item in args["items"]]
+        try:
+            seen = side.observe_many(items)
+        finally:
+            self._after_side(args, side)  # a Reopen in the batch: the handle follows
+        return [wire.encode_observation(obs) for obs in seen]
+
     def op_side_observe(self, args: dict[str, Any]) -> dict[str, Any]:
         side = self._side(args)
-        timing = Timing(**args["timing"])
+        timing = wire.decode_timing(args["timing"])
         obs = side.observe(
             wire.decode_step(args["step"]), bool(args["late"]), args["expected"], timing
         )

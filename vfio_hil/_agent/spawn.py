@@ -40,7 +40,7 @@ def spawn_agent(
     proc.stdin.close()
     proc.stdin = proc.stdout = None
     try:
-        channel.call("hello")
+        channel.hello()
     except AgentError:
         channel.close()
         raise

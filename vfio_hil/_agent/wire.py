@@ -16,23 +16,33 @@ from typing import Any
 
 from vfio_hil._errors import VfioError, VfioHilError
 from vfio_hil._lockstep import steps as _steps
-from vfio_hil._lockstep.engine import Observation
+from vfio_hil._lockstep.engine import Expected, Observation
 from vfio_hil._lockstep.steps import Step
+from vfio_hil._lockstep.timing import Timing
 
 __all__ = [
     "MAX_LINE",
+    "PROTOCOL",
     "AgentError",
     "decode_error",
+    "decode_expected",
     "decode_observation",
     "decode_step",
+    "decode_timing",
     "encode",
     "encode_error",
+    "encode_expected",
     "encode_observation",
     "encode_step",
+    "encode_timing",
     "parse",
     "value_in",
     "value_out",
 ]
+
+# The version of the ops and their arguments, both ends' (hello says it):
+# 2 added side_observe_many and side_clean.
+PROTOCOL = 2
 
 # A request or answer never comes near this (a region read is at most 4 KiB
 # of hex); a longer line is a broken channel, not something to buffer.
@@ -105,6 +115,32 @@ def decode_observation(data: dict[str, Any]) -> Observation:
         tuple(data["counters"]),
         None if info is None else (int(info[0]), int(info[1])),
         data["command"],
+    )
+
+
+def encode_timing(timing: Timing) -> dict[str, Any]:
+    return {f.name: getattr(timing, f.name) for f in dataclasses.fields(timing)}
+
+
+def decode_timing(data: dict[str, Any]) -> Timing:
+    return Timing(**data)
+
+
+def encode_expected(item: Expected) -> dict[str, Any]:
+    return {
+        "step": encode_step(item.step),
+        "late": item.late,
+        "model": encode_observation(item.model),
+        "timing": encode_timing(item.timing),
+    }
+
+
+def decode_expected(data: dict[str, Any]) -> Expected:
+    return Expected(
+        decode_step(data["step"]),
+        bool(data["late"]),
+        decode_observation(data["model"]),
+        decode_timing(data["timing"]),
     )
 
 

@@ -145,6 +145,11 @@ class MachineContext:
         self.out_dir = out_dir
         self.settle_s = settle_s
         self.export = export
+        # DifferentialMachine.run: batched while it searches, step by step
+        # while it shrinks; a search's final run exports nothing when a
+        # shrink follows it.
+        self.batching = True
+        self.export_now = True
         self.stats = FuzzStats()
         self.progress: Callable[[FuzzStats], None] | None = None  # every PROGRESS_S
         self._reported = time.monotonic()
@@ -169,6 +174,10 @@ class MachineContext:
                 [(p.kernel.device, p.model.device) for p in run.peers],
             )
         return self._run
+
+    def batches(self) -> bool:
+        """Does the device take several steps a round trip (behind an agent)?"""
+        return self.run.kernel.batch > 1
 
     def _open(self) -> Lockstep:
         device = self.open_kernel()
@@ -317,6 +326,7 @@ class MachineContext:
     def begin_example(self) -> None:
         """Start an example from a clean device (a reopened one when simulated)."""
         run = self.run
+        run.discard()  # an example that ended by an exception left steps unplayed
         self.stats.examples += 1
         if self.progress is not None and time.monotonic() - self._reported >= PROGRESS_S:
             self._reported = time.monotonic()
@@ -340,7 +350,7 @@ class MachineContext:
         if not is_final_run():
             return ""
         stats.final_failure = list(trace)
-        if not self.export:
+        if not self.export or not self.export_now:
             return ""
         assert self.facts is not None
         out = self.out_dir or default_out_dir()

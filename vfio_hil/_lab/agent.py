@@ -119,7 +119,7 @@ def lab_agent(
         lab: LabAgent | None = None
         try:
             channel = _connect(sock_path, thread, f"lab {kernel.name}")
-            hello = channel.call("hello", timeout=BOOT_TIMEOUT_S)
+            hello = channel.hello(timeout=BOOT_TIMEOUT_S)
             lab = LabAgent(
                 kernel,
                 channel,

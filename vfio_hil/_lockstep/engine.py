@@ -41,6 +41,7 @@ from vfio_hil._lockstep.timing import SETTLE_S, LateSignals, Timing
 
 __all__ = [
     "Disagreement",
+    "Expected",
     "Lockstep",
     "Observation",
     "Played",
@@ -126,8 +127,26 @@ def closed_fd_number() -> int:
     return min(soft, 1 << 20) - 1
 
 
+@dataclass(frozen=True)
+class Expected:
+    """A step for a kernel side, with what its model saw (``model``) and how
+    to wait for it: whether it may signal ``late``, and the ``timing``."""
+
+    step: Step
+    late: bool
+    model: Observation
+    timing: Timing
+
+
 class Side:
-    """One device and the eventfds, closed number and non-eventfd it uses."""
+    """One device and the eventfds, closed number and non-eventfd it uses.
+
+    ``batch``: how many steps the engine may hand ``observe_many`` at once.
+    Here that saves nothing, so one; a side whose device is elsewhere
+    (``RemoteSide``) takes more, one round trip for all of them.
+    """
+
+    batch = 1
 
     def __init__(
         self,
@@ -221,12 +240,34 @@ class Side:
         self.after_read(step)
         return Observation(result, tuple(got), info, command)
 
+    def observe_many(self, items: Sequence[Expected]) -> list[Observation]:
+        """``observe`` each step in order, stopping after the first whose
+        observation differs from the one expected of it: a kernel that has
+        disagreed is in a state no model vouches for, so it is sent nothing
+        more (as one step at a time would do)."""
+        seen = []
+        for item in items:
+            obs = self.observe(item.step, item.late, item.model.counters, item.timing)
+            seen.append(obs)
+            if obs != item.model:
+                break
+        return seen
+
     def read(self) -> list[int]:
         """Every slot's counter (reading drains it).  One poll finds the slots
         that hold a count; only those are read (a syscall apiece is dear
         under TCG, and most slots are empty after most steps)."""
         ready = {fd for fd, _ in self._poller.poll(0)}
         return [e.read() if e.fd in ready else 0 for e in self.eventfds]
+
+    def clean(self, steps: Sequence[Step], settle_s: float = 0.0) -> None:
+        """Play ``steps`` uncompared, then drop every count, after ``settle_s``
+        when the device may still deliver (one round trip for a remote side)."""
+        for step in steps:
+            self.play(step)
+        if not self.device.quiesce() and settle_s:
+            time.sleep(settle_s)
+        self.read()
 
     def after_read(self, step: Step) -> None:
         """What a step does once its counters are read: a ``PendEventfd``'s write."""
@@ -283,6 +324,7 @@ class Lockstep:
         self.steps = 0
         self.late = LateSignals()
         self.peers = list(peers)
+        self._queue: list[tuple[int, list[Expected]]] = []  # pushed, not yet flushed
 
     @property
     def label(self) -> str:
@@ -290,69 +332,103 @@ class Lockstep:
         device = self.kernel.device
         return f"{device.name} [{device.kernel}]"
 
-    def _settled(self) -> bool:
-        # Both sides, always: a simulated side's unmask-eventfd thread must catch up.
-        kernel_done = self.kernel.device.quiesce()
-        self.model.device.quiesce()
-        return kernel_done
-
     def step(self, step: Step, settle: bool = False) -> tuple[Played, Disagreement | None]:
         """Play ``step`` on every side: what this kernel did, and the first
         disagreement (with a model, or between kernels).
 
         ``settle``: wait at least ``SETTLE_S`` before reading, whatever the
         step, so that anything still in flight from earlier steps is counted
-        here (the end of a fuzzer example, whose timing does not settle)."""
+        here (the end of a fuzzer example, whose timing does not settle).
+
+        Steps ``push``ed before and not yet flushed are played first."""
+        self.push(step, settle)
+        played, bad = self.flush()
+        return played[-1], bad
+
+    def push(self, step: Step, settle: bool = False) -> Observation:
+        """Play ``step`` on every model now and queue it for the kernels; the
+        answer is this run's model's.  ``flush`` plays the queue on the
+        kernels and compares; ``due`` says when the queue is a batch.
+
+        The rules that choose the next step look only at the models, so a
+        kernel may lag behind by a batch: what it answers is compared step
+        by step as before, only later (one round trip a batch)."""
         self.steps += 1
         runs = [self, *self.peers]
         # Every model answers first: a step one says would oops its kernel
         # (KernelOops) raises here, before any kernel is sent it; and its
         # counts are what its kernel is waited for.
-        models = [
-            (run.model.observe(step, False, (), _AT_ONCE), run.late.after(step)) for run in runs
-        ]
-        kernels = []
-        for run, (model, late) in zip(runs, models, strict=True):
-            timing = run.timing
+        queued = []
+        for run in runs:
+            model = run.model.observe(step, False, (), _AT_ONCE)
+            late, timing = run.late.after(step), run.timing
             if settle:
                 late, timing = True, replace(timing, settle_s=max(timing.settle_s, SETTLE_S))
             # Loopback signals are synchronous; only late paths get time to converge.
-            kernels.append(run.kernel.observe(step, late, model.counters, timing))
-        played = Played(step, kernels[0])
-        for run, (model, _), kernel in zip(runs, models, kernels, strict=True):
-            if kernel != model:
-                names = (run.label, "its model") if self.peers else ()
-                return played, Disagreement(self.steps, step, kernel, model, *names)
-        for run, kernel in zip(runs[1:], kernels[1:], strict=True):
-            if kernel != kernels[0]:
-                names = (self.label, run.label)
-                return played, Disagreement(self.steps, step, kernels[0], kernel, *names)
+            queued.append(Expected(step, late, model, timing))
+        self._queue.append((self.steps, queued))
+        return queued[0].model
+
+    @property
+    def due(self) -> bool:
+        """Is the queue a whole batch (``Side.batch`` of this kernel side)?"""
+        return len(self._queue) >= self.kernel.batch
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def flush(self) -> tuple[list[Played], Disagreement | None]:
+        """Play the queued steps on every kernel and compare each with its
+        model and with this kernel: what this kernel did, step by step, up to
+        and including the first disagreement (and that disagreement)."""
+        queue, self._queue = self._queue, []
+        runs = [self, *self.peers]
+        kernels = [
+            run.kernel.observe_many([expected[n] for _, expected in queue])
+            for n, run in enumerate(runs)
+        ]
+        played: list[Played] = []
+        for k, (step_no, expected) in enumerate(queue):
+            step = expected[0].step
+            # A kernel side stops after its first disagreement, so every side
+            # has an answer for each step up to the first one.
+            seen = [answers[k] for answers in kernels]
+            played.append(Played(step, seen[0]))
+            for run, want, kernel in zip(runs, expected, seen, strict=True):
+                if kernel != want.model:
+                    names = (run.label, "its model") if self.peers else ()
+                    return played, Disagreement(step_no, step, kernel, want.model, *names)
+            for run, kernel in zip(runs[1:], seen[1:], strict=True):
+                if kernel != seen[0]:
+                    names = (self.label, run.label)
+                    return played, Disagreement(step_no, step, seen[0], kernel, *names)
         return played, None
 
     def play(self, step: Step) -> Disagreement | None:
         return self.step(step)[1]
 
+    def discard(self) -> None:
+        """Forget steps pushed and never flushed (their example ended by an
+        exception before they were compared)."""
+        self._queue.clear()
+
     def clean(self, steps: list[Step], command: int | None = None) -> None:
         """Play ``steps`` on both sides uncompared, clear the device, drop counts;
         then write ``command`` to PCI_COMMAND (clearing edu turns bus mastering on).
         Every peer too."""
+        if self._queue:
+            raise RuntimeError("clean() with steps pushed and not flushed: flush() first")
         for peer in self.peers:
             peer.clean(steps, command)
-        for step in steps:
-            self.kernel.play(step)
-            self.model.play(step)
+        # A late signal is dropped, not counted in the next step (at least
+        # SETTLE_S: the fuzzer's own timing does not settle).
+        settle_s = max(self.timing.settle_s, SETTLE_S) if self.late.raised else 0.0
         for side in (self.kernel, self.model):
-            if side.device.stimulus is not None:
-                side.play(Clear())
-            if command is not None:
-                side.play(SetCommand(command))
-        if not self._settled() and self.late.raised:
-            # A late signal is dropped below, not counted in the next step
-            # (at least SETTLE_S: the fuzzer's own timing does not settle).
-            time.sleep(max(self.timing.settle_s, SETTLE_S))
+            tail: list[Step] = [Clear()] if side.device.stimulus is not None else []
+            tail += [] if command is None else [SetCommand(command)]
+            side.clean([*steps, *tail], settle_s)
         self.late.raised = False
-        self.kernel.read()
-        self.model.read()
 
     def close(self) -> None:
         """Close both sides' eventfds and both devices, and every peer's."""
