@@ -183,6 +183,22 @@ def test_a_device_of_a_closed_agent_says_so(agent: AgentChannel) -> None:
     device.close()  # closing what is gone is not an error
 
 
+# An agent of another vfio-hil version: it answers hello with protocol 1.
+OLD_AGENT = """
+import json, sys
+for line in sys.stdin:
+    ident = json.loads(line)["id"]
+    print(json.dumps({"id": ident, "ok": {"protocol": 1, "release": "x", "devices": []}}))
+    sys.stdout.flush()
+"""
+
+
+def test_an_agent_of_another_protocol_is_refused_with_what_to_do() -> None:
+    with pytest.raises(AgentError, match="speaks protocol 1") as caught:
+        spawn_agent([sys.executable, "-c", OLD_AGENT], "old agent")
+    assert "same vfio-hil version" in caught.value.hint
+
+
 HOST = """
 import sys
 from vfio_hil._agent import spawn_agent
