@@ -247,3 +247,14 @@ def test_a_binary_that_gives_up_is_one_skipped_item_with_its_reason(
     result.stdout.fnmatch_lines(
         ["*vfio_pci_sriov_uapi_test*SR-IOV may not be supported by the PF*"]
     )
+
+
+def test_the_guest_reserves_hugepages_and_says_what_it_got(tmp_path: Path) -> None:
+    from vfio_hil._selftests.lab import reserve_hugepages
+
+    (tmp_path / "hugepages-2048kB").mkdir()
+    (tmp_path / "hugepages-2048kB/nr_hugepages").write_text("0\n")
+    line = reserve_hugepages(tmp_path)  # no 1 GiB size here, as in the lab's own kernel
+    assert (tmp_path / "hugepages-2048kB/nr_hugepages").read_text() == "8\n"
+    assert "hugepages-2048kB: 8/8" in line
+    assert "hugepages-1048576kB: not reserved" in line

@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("vfio_selftests"):
             from vfio_hil._selftests.collect import configure
 
+            where = "--vfio-selftests"
             configure(config, config.getoption("vfio_selftests_dir"), config.stash[TARGETS])
     except VfioHilError as err:
         hint = f"\n  hint: {err.hint}" if err.hint else ""
