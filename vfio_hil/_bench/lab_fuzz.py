@@ -5,9 +5,10 @@ examples three ways, one after the other in that guest:
 
 - ``in guest``: the whole fuzzer inside the guest (the agent runs it, as
   ``fuzz --lab K --in-guest`` would), the old 30 ms settle;
-- ``host, settle``: hypothesis and the model on the host, the device behind
-  the agent, the old settle;
-- ``host``: the same with the fuzzer's timing (``timing.FUZZ``).
+- ``host, settle, one step a trip``: hypothesis and the model on the host,
+  the device behind the agent, the old settle;
+- ``host, one step a trip``: the same with the fuzzer's timing (``timing.FUZZ``);
+- ``host``: and ``BATCH`` steps a round trip, as ``fuzz --lab`` runs.
 
 Rates are steps per second of each run; the ratios are against ``in guest``
 on the same device in the same guest, so the load on the machine cancels
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from vfio_hil._agent.client import BATCH
 from vfio_hil._lab.agent import LabAgent
 from vfio_hil._lockstep.timing import SETTLE_S
 
@@ -38,7 +40,9 @@ class Rate:
         return self.steps / self.seconds if self.seconds else 0.0
 
 
-def _host(lab: LabAgent, address: str, examples: int, settle_s: float | None) -> Rate:
+def _host(
+    lab: LabAgent, address: str, examples: int, settle_s: float | None, batch: int = BATCH
+) -> Rate:
     from hypothesis import settings
 
     from vfio_hil.stateful import make_machine
@@ -46,12 +50,15 @@ def _host(lab: LabAgent, address: str, examples: int, settle_s: float | None) ->
     machine = make_machine(
         functools.partial(lab.channel.open, address), seed=0, export=False, settle_s=settle_s
     )
+    lab.channel.batch = batch
     try:
         machine.run(settings(machine.TestCase.settings, max_examples=examples))
     finally:
+        lab.channel.batch = BATCH
         machine.close_device()
     stats = machine.stats()
     how = "host" if settle_s is None else "host, settle"
+    how += ", one step a trip" if batch == 1 else ""
     return Rate(address, how, stats.examples, stats.steps, stats.seconds)
 
 
@@ -64,7 +71,8 @@ def measure(lab: LabAgent, examples: int) -> list[Rate]:
         rates.append(
             Rate(address, "in guest", inside["examples"], inside["steps"], inside["seconds"])
         )
-        rates.append(_host(lab, address, examples, SETTLE_S))
+        rates.append(_host(lab, address, examples, SETTLE_S, batch=1))
+        rates.append(_host(lab, address, examples, None, batch=1))
         rates.append(_host(lab, address, examples, None))
     return rates
 
