@@ -328,13 +328,16 @@ def focus(trace: dict[str, Any], unreachable: dict[tuple[str, int], str]) -> lis
             if FOCUS[name] and fname not in FOCUS[name]:
                 continue
             lines = by_function.get(fname, [])
+            # gcovr names the static helpers gcc inlined everywhere "<unknown function N>"
+            # (excluded, no count): their lines still count, their calls are their first line's.
+            calls = fn.get("execution_count", max((int(ln["count"]) for ln in lines), default=0))
             uncovered = sorted(int(ln["line_number"]) for ln in lines if int(ln["count"]) == 0)
             branches = [int(b["count"]) for ln in lines for b in ln.get("branches", [])]
             found.append(
                 FunctionCoverage(
                     file=name,
                     name=fname,
-                    calls=int(fn["execution_count"]),
+                    calls=int(calls),
                     lines=len(lines),
                     covered=len(lines) - len(uncovered),
                     uncovered=uncovered,
