@@ -76,7 +76,7 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
     from vfio_hil._lab.kernels import cache_dir, kernel_has
     from vfio_hil._lab.run import run_lab
     from vfio_hil._selftests.build import find_build
-    from vfio_hil._selftests.lab import GUEST_MEMORY, guest_command
+    from vfio_hil._selftests.lab import GUEST_MEMORY
     from vfio_hil._selftests.modes import ALL_MODES
 
     build = find_build(cache_dir())
@@ -98,7 +98,7 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
     script = f'{as_real}; exec {shlex.join(pytest_argv)} "$@"'
     (result,) = run_lab(
         [kernel],
-        guest_command(["/bin/sh", "-c", script, "sh"]),
+        ["/bin/sh", "-c", script, "sh"],
         accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
         memory=GUEST_MEMORY,
         timeout=GUEST_TIMEOUT_S,

@@ -12,7 +12,9 @@ setup, which needs the device); a binary that gives up before its harness
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,4 +235,8 @@ def configure(config: pytest.Config, where: str, targets: list[Target]) -> None:
             "give it with --vfio-device ADDRESS (a simulated device cannot run them)",
         )
     config.addinivalue_line("markers", "vfio_selftest: one case of the kernel's VFIO selftests")
+    if os.environ.get("VFIO_HIL_LAB") == "1" and not hasattr(config, "workerinput"):
+        from vfio_hil._selftests.lab import reserve_hugepages
+
+        print(reserve_hugepages(), file=sys.stderr, flush=True)  # a lab guest: disposable
     config.pluginmanager.register(SelftestsPlugin(load_build(where), real), "vfio-hil-selftests")

@@ -1,20 +1,20 @@
 """The selftests in a lab guest: memory and hugepages for vfio_dma_mapping_test.
 
 Its ``anonymous_hugetlb_1gb`` variants map a 1 GiB hugepage (``_2mb``: a 2 MiB
-one) and skip when none is free.  A lab guest gets ``GUEST_MEMORY`` and, before
-its command, reserves ``HUGEPAGES`` through sysfs (the guest is thrown away
-afterwards, so nothing is left behind); on a real machine that is the user's
-call (the skip reason says how).
+one) and skip when none is free.  A lab guest gets ``GUEST_MEMORY``, and
+``--vfio-selftests`` in a lab guest (``VFIO_HIL_LAB=1``) reserves ``HUGEPAGES``
+through sysfs before collecting (the guest is thrown away afterwards, so
+nothing is left behind); on a real machine that is the user's call (the skip
+reason says how).  The command stays a pytest command, so the lab still adds
+its JUnit report and test markers.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["GUEST_MEMORY", "HUGEPAGES", "guest_command", "reserve_hugepages", "run_in_lab"]
+__all__ = ["GUEST_MEMORY", "HUGEPAGES", "reserve_hugepages", "run_in_lab"]
 
 GUEST_MEMORY = "6G"  # a gigantic page needs 1 GiB of contiguous free memory after boot
 HUGEPAGES = {"hugepages-1048576kB": 1, "hugepages-2048kB": 8}
@@ -35,11 +35,6 @@ def reserve_hugepages(root: Path = _SYSFS) -> str:
     return "selftests hugepages: " + ", ".join(got)
 
 
-def guest_command(command: Sequence[str]) -> list[str]:
-    """``command`` run after the guest reserved its hugepages."""
-    return [sys.executable, "-m", "vfio_hil._selftests.lab", "--", *command]
-
-
 def run_in_lab(kernel: str, command: Sequence[str], iommu: str | None) -> int:
     """``in_lab`` with the selftests' guest memory (an ``Exit``)."""
     from vfio_hil._cli.common import lab_paths
@@ -51,16 +46,4 @@ def run_in_lab(kernel: str, command: Sequence[str], iommu: str | None) -> int:
         options["iommu"] = guest
     if path:
         options["env"] = {"VFIO_HIL_IOMMU": path}
-    return run_guarded([kernel], guest_command(command), **options)
-
-
-def main(argv: Sequence[str]) -> None:
-    command = list(argv[1:] if argv[:1] == ["--"] else argv)
-    if not command:
-        sys.exit("usage: python -m vfio_hil._selftests.lab -- COMMAND...")
-    print(reserve_hugepages(), file=sys.stderr, flush=True)
-    os.execvp(command[0], command)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return run_guarded([kernel], command, **options)
