@@ -118,9 +118,12 @@ class SelftestsBinary(pytest.Collector):
             # mode (vfio_pci_driver_test does): one this kernel and device have.
             usable = [m for m in ALL_MODES if not unavailable(m, bdf)]
             env = {MODE_ENV: usable[-1]} if usable else {}  # iommufd first, as upstream
-            cases, listing = (
-                ([], Outcome("skipped", why, "")) if why else list_cases(self.binary, bdf, env)
-            )
+            if why:
+                cases: list[Case] = []
+                listing = Outcome("skipped", why, "")
+            else:
+                with target.hold():  # the binary's own setup opens the device
+                    cases, listing = list_cases(self.binary, bdf, env)
             for case, mode in item_specs(self.kind, cases):
                 name = f"{case.name if case else 'main'}[{mode}-{bdf}]"
                 yield SelftestItem.from_parent(
