@@ -39,15 +39,18 @@ _NUM_IRQS = u.VFIO_PCI_NUM_IRQS
 _HEADER = struct.Struct("<5I")
 
 INDEXES = ("INTX", "MSI", "MSIX", "ERR", "REQ", "BAD")  # BAD: index >= VFIO_PCI_NUM_IRQS
-ACTIONS = ("MASK", "UNMASK", "TRIGGER", "BAD")  # BAD: no action bit, several, or stray bits
+# BAD: no action bit, several, or stray bits; *: any (a request the validation refused)
+ACTIONS = ("MASK", "UNMASK", "TRIGGER", "BAD", "*")
 DATA_TYPES = ("NONE", "BOOL", "EVENTFD", "BAD")  # BAD: no data bit or several
 # in: ends before the last vector; end: ends at it; past: starts or ends past
 # it (V2); overflow: start + count reaches u32's end (V1); zero: count 0 in range.
-RANGES = ("in", "end", "past", "overflow", "zero")
+# *: any (a request no handler takes: ENOTTY whatever the range)
+RANGES = ("in", "end", "past", "overflow", "zero", "*")
 # off: nothing enabled (ERR/REQ: no trigger); on: this index enabled (ERR/REQ:
 # a trigger set); masked: INTx enabled and masked; other: another of
 # INTx/MSI/MSI-X enabled; "-": vfio_set_irqs_validate_and_prepare() refused
-# the request, which it does before any state is read.  "+line": the device
+# the request, or vfio_pci_set_irqs_ioctl() has no handler for its index and
+# action (ENOTTY): both before any state is read.  "+line": the device
 # drives its INTx line (INTx only); "+pending": the request's first eventfd
 # holds a count (EVENTFD only).
 BASE_STATES = ("off", "on", "masked", "other", "-")
@@ -193,14 +196,13 @@ def classify(model: VfioPciModel, buf: bytes) -> Cell | None:
     argsz, flags, index, start, count = _HEADER.unpack_from(buf)
     data = bytes(buf[_HEADER.size :])
     num_irqs = model.get_irq_count(index)
-    refused = (
-        set_irqs_validate_and_prepare(argsz, flags, index, start, count, num_irqs, _NUM_IRQS) < 0
-    )
-    return Cell(
-        index_name(index),
-        action_of(flags),
-        data_type_of(flags),
-        range_of(start, count, num_irqs),
-        "-" if refused else state_of(model, index, flags, data),
-        "?",
-    )
+    name, data_type = index_name(index), data_type_of(flags)
+    range_ = range_of(start, count, num_irqs)
+    # vfio_set_irqs_validate_and_prepare() reads no action bit and no state:
+    # one cell per index, data type and range, whatever the action.
+    if set_irqs_validate_and_prepare(argsz, flags, index, start, count, num_irqs, _NUM_IRQS) < 0:
+        return Cell(name, "*", data_type, range_, "-", "?")
+    # vfio_pci_set_irqs_ioctl() picks the handler by index and action only.
+    if model.handler_for(index, flags & u.VFIO_IRQ_SET_ACTION_TYPE_MASK) is None:
+        return Cell(name, action_of(flags), data_type, "*", "-", "?")
+    return Cell(name, action_of(flags), data_type, range_, state_of(model, index, flags, data), "?")

@@ -61,7 +61,8 @@ STRUCTURAL = {
     "(vfio_pci_set_err_trigger(), vfio_pci_set_req_trigger())",
     "+line": "only INTx has a line",
     "+pending": "only an EVENTFD request names an eventfd",
-    "-": "a request vfio_set_irqs_validate_and_prepare() lets through has a state",
+    "-": "vfio_set_irqs_validate_and_prepare() refuses with EINVAL and "
+    "vfio_pci_set_irqs_ioctl() with ENOTTY (no handler): nothing else happens stateless",
     "no -": "vfio_set_irqs_validate_and_prepare(): V1 refuses an index past "
     "VFIO_PCI_NUM_IRQS before any state is read",
     "refused": "vfio_set_irqs_validate_and_prepare(): V1/V2 refuses a range past the end "
@@ -71,6 +72,14 @@ STRUCTURAL = {
     "absent": "the device lacks the index: vfio_pci_get_irq_count() is 0, so every range "
     "is past the end (vfio_set_irqs_validate_and_prepare(): V2)",
     "no stimulus": "the device cannot drive its INTx line (no stimulus)",
+    "any action": "a request vfio_set_irqs_validate_and_prepare() refuses is one cell "
+    "(action *, state -): it reads neither the action nor any state",
+    "any range": "a request no handler takes is one cell (range *, state -, ENOTTY): "
+    "vfio_pci_set_irqs_ioctl() reads neither its range nor any state",
+    "bad index": "vfio_pci_get_irq_count() is 0 past VFIO_PCI_NUM_IRQS: every range is past",
+    "one vector": "the index has one vector: a range in it ends at its end",
+    "no handler": "vfio_pci_set_irqs_ioctl() has no handler for this index and action "
+    "(MSI/MSI-X masking is not exported; ERR/REQ are TRIGGER only): ENOTTY before any state",
 }
 
 
@@ -95,6 +104,9 @@ class Reach:
         if answered:
             shown = "; ".join(f"{o} by {why}" for o, why in sorted(answered.items()))
             return f"this request in this state is answered only {shown}"
+        if cell.action == "INFO":
+            other = "EINVAL" if cell.outcome == "ok" else "ok"
+            return f"vfio_pci_ioctl_get_irq_info() answers this index {other} on this device"
         return structural_reason(cell, counts, stimulus) or "never produced by the model"
 
 
@@ -106,15 +118,30 @@ def structural_reason(cell: Cell, counts: dict[str, int], stimulus: bool) -> str
     """The reason a cell's context cannot occur, if it is one of ``STRUCTURAL``'s."""
     if cell.action == "INFO":
         return None
+    if (cell.action == "*") != (cell.state == "-" and cell.range != "*"):
+        return STRUCTURAL["any action"]
+    if cell.range == "*":
+        ok = cell.state == "-" and cell.outcome in ("ENOTTY", "?")
+        return None if ok else STRUCTURAL["any range"]
     base = cell.state.split("+")[0]
-    if cell.index == "BAD":
-        return None if base == "-" else STRUCTURAL["no -"]
-    if cell.range in ("past", "overflow") and base != "-":
-        return STRUCTURAL["refused"]
-    if cell.data == "BAD" and base != "-":
-        return STRUCTURAL["bad data"]
+    n = counts.get(cell.index, 0)
+    if cell.range not in ("past", "overflow"):
+        if cell.index == "BAD":
+            return STRUCTURAL["bad index"]
+        if not n:
+            return STRUCTURAL["absent"]
+        if cell.range == "in" and n < 2:
+            return STRUCTURAL["one vector"]
     if base == "-":
         return None if cell.outcome in ("EINVAL", "?") else STRUCTURAL["-"]
+    if cell.index == "BAD":
+        return STRUCTURAL["no -"]
+    if cell.range in ("past", "overflow"):
+        return STRUCTURAL["refused"]
+    if cell.data == "BAD":
+        return STRUCTURAL["bad data"]
+    if cell.action == "BAD" or (cell.index != "INTX" and cell.action != "TRIGGER"):
+        return STRUCTURAL["no handler"]
     if base == "masked" and cell.index != "INTX":
         return STRUCTURAL["masked"]
     if base == "other" and cell.index in ("ERR", "REQ"):
@@ -125,8 +152,6 @@ def structural_reason(cell: Cell, counts: dict[str, int], stimulus: bool) -> str
         return STRUCTURAL["no stimulus"]
     if "+pending" in cell.state and cell.data != "EVENTFD":
         return STRUCTURAL["+pending"]
-    if not counts.get(cell.index) and cell.range not in ("past", "overflow"):
-        return STRUCTURAL["absent"]
     return None
 
 
@@ -186,6 +211,7 @@ def _probes(model: VfioPciModel, fds: _Fds) -> Iterator[bytes]:
     flag_sets = [a | d for a in (8, 16, 32) for d in (1, 2, 4)]
     # a stray bit, no data type, two data types; no action or two, with each data type
     flag_sets += [0x21 | 0x40, 0x20, 0x23, 0x0, 0x19, 0x1A, 0x1C, 0x2, 0x4]
+    flag_sets += [0x8, 0x10, 0xB, 0x13]  # MASK, UNMASK with no data type or two
     for index in range(u.VFIO_PCI_NUM_IRQS + 1):
         n = model.get_irq_count(index)
         for start, count in _ranges(n):
