@@ -13,6 +13,7 @@ import select
 import struct
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -297,6 +298,16 @@ def side_of(device: Device, slots: int, reopen: Callable[[Device], Device] | Non
     return Side(device, slots, reopen=reopen)
 
 
+_PEERS: ThreadPoolExecutor | None = None
+
+
+def _peer_pool() -> ThreadPoolExecutor:
+    global _PEERS
+    if _PEERS is None:
+        _PEERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lockstep-peer")
+    return _PEERS
+
+
 class Lockstep:
     """A kernel-backed side and a model-backed side, stepped together.
 
@@ -384,10 +395,15 @@ class Lockstep:
         and including the first disagreement (and that disagreement)."""
         queue, self._queue = self._queue, []
         runs = [self, *self.peers]
-        kernels = [
-            run.kernel.observe_many([expected[n] for _, expected in queue])
-            for n, run in enumerate(runs)
+        batches = [[expected[n] for _, expected in queue] for n in range(len(runs))]
+        # Peers' kernels play at the same time as this one (each in its own
+        # guest, waiting on its own channel): kernel-vs-kernel costs one
+        # round trip a batch, not one a kernel.
+        pending = [
+            _peer_pool().submit(run.kernel.observe_many, batch)
+            for run, batch in zip(runs[1:], batches[1:], strict=True)
         ]
+        kernels = [self.kernel.observe_many(batches[0]), *(f.result() for f in pending)]
         played: list[Played] = []
         for k, (step_no, expected) in enumerate(queue):
             step = expected[0].step
