@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,10 +353,13 @@ def run_one(
     t0 = time.monotonic()
     deadline = time.time() + timeout - min(GUEST_GRACE_S, timeout / 4)
     coverage = _coverage_dir(kernel, preset, coverage)
+    # The guest writes only below kdir (its one writable share): it collects there and
+    # the host moves the counters to ``coverage`` after the guest has ended.
+    collected = kdir / "coverage"
     if coverage is not None:
         check_coverage(kernel)
-        coverage.mkdir(parents=True, exist_ok=True)
-        command = gcov.wrap(command, coverage)
+        shutil.rmtree(collected / gcov.GCDA_DIR, ignore_errors=True)
+        command = gcov.wrap(command, collected)
     (kdir / "guest.sh").write_text(guest_script(kernel, preset, command, kdir, deadline, env or {}))
     check_iommu(kernel, iommu)
     if cpus < preset.min_cpus:
@@ -406,6 +410,11 @@ def run_one(
     result.total_seconds = time.monotonic() - t0
     _judge(result, scanner, reader.tail)
     if coverage is not None and result.exit_code is not None:
+        if coverage.absolute() != collected.absolute():
+            coverage.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(coverage / gcov.GCDA_DIR, ignore_errors=True)
+            if (collected / gcov.GCDA_DIR).is_dir():
+                shutil.move(collected / gcov.GCDA_DIR, coverage / gcov.GCDA_DIR)
         _coverage_report(kernel, coverage)
     return result
 
