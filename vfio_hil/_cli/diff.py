@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from vfio_hil._exit import Exit
@@ -51,20 +52,33 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help=f"steps per sequence (default 40, at most {MAX_LENGTH:_})",
     )
+    diff.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print the state-space cells the check reached and those it never did",
+    )
+    diff.add_argument(
+        "--coverage-html",
+        type=Path,
+        metavar="FILE",
+        help="--coverage, and write its heat map to FILE (one static HTML page)",
+    )
     diff.set_defaults(handler=_diff)
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from vfio_hil._coverage.report import reported
     from vfio_hil._diff.check import run_differential
     from vfio_hil._targets import parse_target
 
     target = parse_target(args.target)
-    report = run_differential(
-        target.open,
-        seeds=range(args.seeds),
-        length=args.length,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-    )
+    with reported(args.coverage, args.coverage_html, "vfio-hil diff"):
+        report = run_differential(
+            target.open,
+            seeds=range(args.seeds),
+            length=args.length,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+        )
     print(report.summary())
     if report.disagreements:
         print(report.details())

@@ -26,7 +26,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,25 +226,11 @@ def _fuzz(args: argparse.Namespace) -> int:
     return max(codes, default=Exit.OK)
 
 
-@contextlib.contextmanager
-def _coverage(args: argparse.Namespace) -> Iterator[None]:
+def _coverage(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
     """--coverage, --coverage-html: record the cells, report them at the end."""
-    if not (args.coverage or args.coverage_html):
-        yield
-        return
-    from vfio_hil._coverage.recorder import Recorder, recording
-    from vfio_hil._coverage.report import check_writable, coverage_of, table, write_html
+    from vfio_hil._coverage.report import reported
 
-    if args.coverage_html is not None:
-        check_writable(args.coverage_html, "--coverage-html")
-    with recording(Recorder(events=True)) as recorder:
-        yield
-    print("coverage: exploring the model for the reachable cells ...", flush=True)
-    found = coverage_of(recorder)
-    print(table(found))
-    if args.coverage_html is not None:
-        write_html(found, args.coverage_html, "vfio-hil fuzz")
-        print(f"coverage: heat map written to {args.coverage_html}")
+    return reported(args.coverage, args.coverage_html, "vfio-hil fuzz")
 
 
 def _settings(args: argparse.Namespace) -> settings:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = [
     "check_writable",
     "coverage_of",
     "junit_properties",
+    "reported",
     "table",
     "write_html",
 ]
@@ -201,3 +203,24 @@ def write_html(coverages: Iterable[DeviceCoverage], path: Path, title: str = "vf
         "</body></html>",
     ]
     path.write_text("\n".join(page) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def reported(enabled: bool, html_path: Path | None, title: str) -> Iterator[None]:
+    """A command's ``--coverage`` / ``--coverage-html FILE``: record the block's
+    cells, then print the table (and write the heat map).  FILE is checked first."""
+    if not (enabled or html_path):
+        yield
+        return
+    from vfio_hil._coverage.recorder import recording
+
+    if html_path is not None:
+        check_writable(html_path, "--coverage-html")
+    with recording(Recorder(events=True)) as recorder:
+        yield
+    print("coverage: exploring the model for the reachable cells ...", flush=True)
+    found = coverage_of(recorder)
+    print(table(found))
+    if html_path is not None:
+        write_html(found, html_path, title)
+        print(f"coverage: heat map written to {html_path}")
