@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from vfio_hil import EventFd
+
+if TYPE_CHECKING:
+    from vfio_hil._agent import AgentChannel
 
 
 @pytest.fixture
@@ -22,3 +26,16 @@ def make_eventfds() -> Iterator[Callable[[int], list[EventFd]]]:
     yield make
     for efd in made:
         efd.close()
+
+
+@pytest.fixture
+def agent() -> Iterator[AgentChannel]:
+    """A device agent (``vfio-hil agent``) in a child process, closed at teardown."""
+    from vfio_hil._agent import spawn_agent
+    from vfio_hil._agent.spawn import local_agent_argv
+
+    channel = spawn_agent(local_agent_argv(), "test agent")
+    try:
+        yield channel
+    finally:
+        channel.close()

@@ -13,14 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vfio_hil import IrqSet
 from vfio_hil._agent import AgentChannel, AgentError, RemoteDevice, spawn_agent
-from vfio_hil._agent.spawn import local_agent_argv
 from vfio_hil._agent.wire import decode_step, encode, encode_step, parse
 from vfio_hil._diff.check import run_differential
 from vfio_hil._errors import VfioError
@@ -67,15 +65,6 @@ EVERY_STEP_KIND = [
 def test_every_step_kind_crosses_the_wire_unchanged(step: object) -> None:
     # encode -> bytes -> parse -> decode: what the agent plays is what was sent.
     assert decode_step(parse(encode({"step": encode_step(step)}))["step"]) == step  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def agent() -> Iterator[AgentChannel]:
-    channel = spawn_agent(local_agent_argv(), "test agent")
-    try:
-        yield channel
-    finally:
-        channel.close()
 
 
 def test_a_remote_device_tells_what_the_device_tells(agent: AgentChannel) -> None:

@@ -10,13 +10,12 @@ its model side a mutant (tests/test_mutant_witnesses.py has the witnesses).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import settings
 
-from vfio_hil._agent import AgentChannel, spawn_agent
-from vfio_hil._agent.spawn import local_agent_argv
+from vfio_hil._agent import AgentChannel
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.mutants import MUTANTS
 from vfio_hil._lockstep import GetIrqInfo, Lockstep, Reset, SetIrqs, Side, Step
@@ -100,15 +99,6 @@ def test_a_batch_of_agreeing_steps_is_all_played_and_agrees() -> None:
         run.close()
     assert bad is None
     assert kernel.asked == AGREE + WITNESS + AFTER == [p.step for p in played]
-
-
-@pytest.fixture
-def agent() -> Iterator[AgentChannel]:
-    channel = spawn_agent(local_agent_argv(), "test agent")
-    try:
-        yield channel
-    finally:
-        channel.close()
 
 
 def _machine(agent: AgentChannel, model: type | None, seed: int) -> type:
