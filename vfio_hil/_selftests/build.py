@@ -195,7 +195,9 @@ def build_selftests(cache: Path, source: str) -> SelftestsBuild:
     tree, upstream, provenance = _source_tree(source, cache / "build", cache)
     vfio = tree / SUBDIR
     if not (vfio / "Makefile").is_file():
-        raise LabError(f"{tree} has no {SUBDIR} (its VFIO selftests came in Linux 6.17)")
+        raise LabError(
+            f"{tree} has no {SUBDIR}: this kernel ships no VFIO selftests; give a newer tree"
+        )
     root = cache / "selftests" / upstream
     shims = {"mode.c": MODE_SHIM}
     workarounds: list[str] = []
