@@ -45,3 +45,24 @@ def test_an_unwritable_heat_map_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 4  # pytest's usage error
     assert "--vfio-coverage-html" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_test_s_get_irq_info_is_a_reached_cell(tmp_path: Path) -> None:
+    # GET_IRQ_INFO is part of the contract (it was the gap a round found):
+    # a test that only asks it reaches that cell and nothing else.
+    (tmp_path / "test_info.py").write_text(
+        "def test_info(vfio_device):\n    assert vfio_device.irq_info(2).count > 0\n"
+    )
+    junit = tmp_path / "junit.xml"
+    done = _pytest(
+        "test_info.py",
+        "--vfio-sim",
+        "virtio_msix",
+        "--vfio-coverage",
+        f"--junitxml={junit}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+    (reached,) = [v for k, v in props.items() if k.startswith("vfio_coverage[")]
+    assert reached.split("/")[0] == "1"
