@@ -83,14 +83,21 @@ def lab_paths(mode: str | None) -> tuple[Literal["intel", "none"], str | None]:
 
 
 def in_lab(
-    kernel: str, command: Sequence[str], timeout: float | None = None, iommu: str | None = None
+    kernel: str,
+    command: Sequence[str],
+    timeout: float | None = None,
+    iommu: str | None = None,
+    memory: str | None = None,
 ) -> int:
     """Run ``command`` in a lab guest per kernel of ``kernel`` (``vfio-hil lab run``);
-    ``iommu``: an ``--iommu`` mode, for the guest (noiommu) and its command."""
+    ``iommu``: an ``--iommu`` mode, for the guest (noiommu) and its command;
+    ``memory``: the guest's, when the default is not enough."""
     from vfio_hil._cli.lab import run_guarded
 
     guest, path = lab_paths(iommu)
     options: dict[str, object] = {"timeout": timeout} if timeout else {}
+    if memory:
+        options["memory"] = memory
     if guest != "intel":
         options["iommu"] = guest
     if path:

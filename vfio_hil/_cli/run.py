@@ -65,17 +65,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _selftests_memory() -> str:
+    from vfio_hil._selftests.lab import GUEST_MEMORY
+
+    return GUEST_MEMORY
+
+
 def _run(args: argparse.Namespace) -> int:
     # pytest-timeout (a dependency) fails a hung test instead of hanging the run.
     suite = ["--pyargs", "vfio_hil.suite", "-o", f"timeout={args.timeout:g}"]
     suite += ["--vfio-selftests"] if args.selftests else []
     if args.lab:  # the lab points pytest's cache into its results directory
         command = [sys.executable, "-m", "pytest", *suite, *args.pytest_args]
-        if args.selftests:  # a guest with hugepages for vfio_dma_mapping_test
-            from vfio_hil._selftests.lab import run_in_lab
-
-            return run_in_lab(args.lab, command, args.iommu)
-        return in_lab(args.lab, command, iommu=args.iommu)
+        # The selftests' guest has room for vfio_dma_mapping_test's hugepages.
+        memory = _selftests_memory() if args.selftests else None
+        return in_lab(args.lab, command, iommu=args.iommu, memory=memory)
     import pytest
 
     targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]

@@ -11,10 +11,9 @@ its JUnit report and test markers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["GUEST_MEMORY", "HUGEPAGES", "reserve_hugepages", "run_in_lab"]
+__all__ = ["GUEST_MEMORY", "HUGEPAGES", "reserve_hugepages"]
 
 GUEST_MEMORY = "6G"  # a gigantic page needs 1 GiB of contiguous free memory after boot
 HUGEPAGES = {"hugepages-1048576kB": 1, "hugepages-2048kB": 8}
@@ -33,17 +32,3 @@ def reserve_hugepages(root: Path = _SYSFS) -> str:
         except (OSError, ValueError) as err:
             got.append(f"{size}: not reserved ({err})")
     return "selftests hugepages: " + ", ".join(got)
-
-
-def run_in_lab(kernel: str, command: Sequence[str], iommu: str | None) -> int:
-    """``in_lab`` with the selftests' guest memory (an ``Exit``)."""
-    from vfio_hil._cli.common import lab_paths
-    from vfio_hil._cli.lab import run_guarded
-
-    guest, path = lab_paths(iommu)
-    options: dict[str, object] = {"memory": GUEST_MEMORY}
-    if guest != "intel":
-        options["iommu"] = guest
-    if path:
-        options["env"] = {"VFIO_HIL_IOMMU": path}
-    return run_guarded([kernel], command, **options)
