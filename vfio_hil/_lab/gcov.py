@@ -176,10 +176,6 @@ class Report:
         )
 
 
-def _log(message: str) -> None:
-    print(f"lab: {message}", file=sys.stderr, flush=True)
-
-
 def _gcovr() -> str:
     from vfio_hil._lab._util import LabError
 
