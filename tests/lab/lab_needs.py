@@ -41,10 +41,13 @@ def missing(spec: str) -> str | None:
     except ImportError:
         return "virtme-ng (pip install 'vfio-hil[lab]')"
     if find_kernel(spec) is None:
-        from vfio_hil._lab.build import BUILT_SOURCE
+        from vfio_hil._lab.build import BUILT_SOURCE, COVERAGE_SOURCE
         from vfio_hil._lab.kernels import NAMED_SPECS
 
-        built = spec in NAMED_SPECS and NAMED_SPECS[spec].groups == (BUILT_SOURCE,)
-        get = "vfio-hil lab build" if built else f"vfio-hil lab fetch --kernel {spec}"
+        source = NAMED_SPECS[spec].groups if spec in NAMED_SPECS else ()
+        get = {
+            (BUILT_SOURCE,): "vfio-hil lab build",
+            (COVERAGE_SOURCE,): "vfio-hil lab build --coverage",
+        }.get(source, f"vfio-hil lab fetch --kernel {spec}")
         return f"kernel {spec} in the cache ({get})"
     return None
