@@ -156,9 +156,7 @@ _FACTS = DeviceFacts("0000:00:0b.0", kernel_profile("6.12"), VIRTIO, True, True,
 
 
 # No deadline: a scenario file's round trip is disk work, slow on a loaded machine.
-@settings(
-    max_examples=150, database=None, deadline=None, suppress_health_check=list(HealthCheck)
-)
+@settings(max_examples=150, database=None, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.one_of(requests(VIRTIO), _OTHER_STEPS), _OBSERVATIONS), min_size=1))
 def test_every_trace_survives_the_trip_through_a_scenario_file(
     trace: list[tuple[Step, Observation]],
