@@ -109,3 +109,36 @@ def test_shipped_scenarios_pass_on_the_kind_presets(
     for stem, preset in (("msi_multi_vector", "xhci_msi"), ("vf_no_intx", "nvme_vf")):
         for kernel in sorted(LAB_IRQ_INFO):
             assert f"{stem}.yaml::{stem}[sim:{preset}@{kernel}] PASSED" in out, out
+
+
+def test_multi_vector_msi_scenarios_follow_interrupt_remapping(pytester: pytest.Pytester) -> None:
+    """On the xhci without interrupt remapping (the lab's xhci-msi with
+    --iommu none, where 7.2.13 answered an enable of three MSI vectors with
+    1) the scenario for that passes and the remapped one skips, and the
+    other way round with remapping."""
+    for name in ("msi_multi_vector", "msi_multi_vector_without_remapping"):
+        shutil.copy(ROOT / "scenarios" / f"{name}.yaml", pytester.path)
+    pytester.makeconftest(
+        "from vfio_hil import SimDevice\n"
+        "from vfio_hil._plugin.scenarios import collect_file\n"
+        "from vfio_hil._plugin.state import TARGETS\n"
+        "from vfio_hil._targets import Target\n\n"
+        "def pytest_collect_file(file_path, parent):\n"
+        "    return collect_file(file_path, parent)\n\n"
+        "def pytest_configure(config):\n"
+        "    config.stash[TARGETS] = [\n"
+        "        Target(f'sim:xhci_msi{suffix}@{k}', True,\n"
+        "               lambda k=k, m=m: SimDevice.xhci_msi(kernel=k, multi_msi=m,\n"
+        "                                                   name=f'sim:xhci_msi{suffix}'))\n"
+        f"        for k in {sorted(LAB_IRQ_INFO)!r}\n"
+        "        for m, suffix in ((True, ''), (False, '-no-remapping'))\n"
+        "    ]\n"
+    )
+    result = pytester.runpytest("-p", "no:vfio_hil", "-p", "no:cacheprovider", "-v", "-rs")
+    out = result.stdout.str()
+    assert result.parseoutcomes().get("failed", 0) == 0, out
+    for kernel in sorted(LAB_IRQ_INFO):
+        assert f"msi_multi_vector[sim:xhci_msi@{kernel}] PASSED" in out, out
+        remapless = f"sim:xhci_msi-no-remapping@{kernel}"
+        assert f"msi_multi_vector_without_remapping[{remapless}] PASSED" in out, out
+        assert f"msi_multi_vector[{remapless}] SKIPPED" in out, out

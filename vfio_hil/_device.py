@@ -22,11 +22,14 @@ class Platform:
     delivered at enable (QEMU's IO-APIC drops it: False in a QEMU guest).
     ``pci_2_3``: INTx can be masked with PCI_COMMAND.DisINTx.
     ``host_vectors``: how many host IRQ vectors an enable can get.
+    ``multi_msi``: MSI (not MSI-X) can have more than one vector; on x86
+    only with interrupt remapping (without it an enable of N > 1 gets one).
     """
 
     intx_level_at_enable: bool = True
     pci_2_3: bool = True
     host_vectors: int = 4096
+    multi_msi: bool = True
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class Facts:
     pcie: bool = False
     dyn_msix: bool = False
     can_reset: bool = False
+    multi_msi: bool = True
 
     @classmethod
     def of(cls, device: Device, spec: str | None = None) -> Facts:
@@ -45,6 +46,7 @@ class Facts:
             fn.pcie,
             fn.dyn_msix,
             fn.can_reset,
+            fn.multi_msi,
         )
 
     def count(self, index: int) -> int:
@@ -68,6 +70,7 @@ class Needs:
     dyn_msix: bool | None = None
     reset: bool | None = None
     kernels: tuple[str, ...] = ()  # ranges such as ">=6.5,<7" (all must hold)
+    multi_msi: bool | None = None
 
     def __and__(self, other: Needs) -> Needs:
         def pick(a: bool | None, b: bool | None) -> bool | None:
@@ -82,6 +85,7 @@ class Needs:
             pick(self.dyn_msix, other.dyn_msix),
             pick(self.reset, other.reset),
             self.kernels + other.kernels,
+            pick(self.multi_msi, other.multi_msi),
         )
 
     def unmet(self, facts: Facts) -> str | None:
@@ -111,6 +115,7 @@ class Needs:
             ("PCI Express", self.pcie, facts.pcie),
             ("dynamic MSI-X", self.dyn_msix, facts.dyn_msix),
             ("VFIO_DEVICE_RESET", self.reset, facts.can_reset),
+            ("multi-vector MSI (interrupt remapping)", self.multi_msi, facts.multi_msi),
         ):
             if wanted is not None and wanted != actual:
                 has = "it has it" if actual else "it has none"

@@ -89,6 +89,7 @@ class Agent:
                 "intx_level_at_enable": platform.intx_level_at_enable,
                 "pci_2_3": platform.pci_2_3,
                 "host_vectors": platform.host_vectors,
+                "multi_msi": platform.multi_msi,
             },
             "edu": device.stimulus is not None,
         }

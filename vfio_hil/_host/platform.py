@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from typing import TYPE_CHECKING
 
 from vfio_hil._device import Platform
@@ -11,7 +12,7 @@ from vfio_hil._device import Platform
 if TYPE_CHECKING:
     from vfio_hil._model.profile import KernelProfile
 
-__all__ = ["host_platform", "running_kernel_profile", "running_under_qemu"]
+__all__ = ["host_platform", "multi_msi_available", "running_kernel_profile", "running_under_qemu"]
 
 
 def running_kernel_profile() -> KernelProfile:
@@ -31,7 +32,25 @@ def running_under_qemu(dmi: str = "/sys/class/dmi/id/sys_vendor") -> bool:
         return False
 
 
+def multi_msi_available(interrupts: str = "/proc/interrupts") -> bool:
+    """Can MSI have more than one vector here?  On x86 only through interrupt
+    remapping, whose chips ``/proc/interrupts`` names ``IR-IO-APIC``,
+    ``IR-PCI-MSI...``; interrupts listed and none remapped: no.  Elsewhere,
+    or when nothing says: yes."""
+    if platform.machine() not in ("x86_64", "i386", "i686"):
+        return True
+    try:
+        with open(interrupts) as f:
+            text = f.read()
+    except OSError:
+        return True
+    if "IR-" in text:
+        return True
+    return not ("IO-APIC" in text or "PCI-MSI" in text)
+
+
 @functools.cache
 def host_platform() -> Platform:
-    """This machine's platform: QEMU's IO-APIC loses a level raised before enable."""
-    return Platform(intx_level_at_enable=not running_under_qemu())
+    """This machine's platform: QEMU's IO-APIC loses a level raised before
+    enable; without interrupt remapping MSI gets one vector."""
+    return Platform(intx_level_at_enable=not running_under_qemu(), multi_msi=multi_msi_available())

@@ -80,6 +80,7 @@ def function_of(device: Device) -> PciFunction:
         pci_2_3=platform.pci_2_3,
         dyn_msix=bool(msix and msix.count and not msix.flags & IrqInfoFlag.NORESIZE),
         host_vectors=platform.host_vectors,
+        multi_msi=platform.multi_msi,
         can_reset=device.info().can_reset,
         intx_level_at_enable=platform.intx_level_at_enable,
         command_at_open=command & ~CMD_INTX_DISABLE,

@@ -26,6 +26,9 @@ class PciFunction:
     dyn_msix:      the platform can add MSI-X vectors after enable
                    (``pci_msix_can_alloc_dyn``; effective from 6.5)
     host_vectors:  how many host IRQ vectors an enable can get
+    multi_msi:     MSI (not MSI-X) can have more than one vector: the
+                   platform's MSI domain supports it (x86: only with
+                   interrupt remapping; found without an IOMMU, xhci-msi)
     can_reset:     VFIO_DEVICE_RESET works (FLR, PM or bus reset)
     intx_level_at_enable:
                    a line the device asserted before INTx was enabled fires
@@ -48,6 +51,7 @@ class PciFunction:
     pci_2_3: bool = True
     dyn_msix: bool = False
     host_vectors: int = 4096
+    multi_msi: bool = True
     can_reset: bool = True
     intx_level_at_enable: bool = True
     command_at_open: int = COMMAND_AT_OPEN
@@ -75,5 +79,8 @@ class PciFunction:
             raise ValueError(f"host_vectors={self.host_vectors} must not be negative")
 
 
-_FLAGS = ("intx_pin", "pcie", "pci_2_3", "dyn_msix", "can_reset", "intx_level_at_enable")
+_FLAGS = (
+    *("intx_pin", "pcie", "pci_2_3", "dyn_msix", "can_reset", "intx_level_at_enable"),
+    "multi_msi",
+)
 _NUMBERS = ("msi_vectors", "msix_vectors", "host_vectors", "command_at_open")

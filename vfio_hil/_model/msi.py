@@ -29,7 +29,7 @@ class MsiHandlers(ModelBase):
     def msi_enable(self, nvec: int, msix: bool) -> int:
         if not self.is_irq_none():
             return -errno.EINVAL
-        granted = self.pci_alloc_irq_vectors(1, nvec)
+        granted = self.pci_alloc_irq_vectors(1, nvec, msix)
         if granted < nvec:
             return granted  # > 0: "the number of vectors we could have had"
         state = self.state
@@ -41,10 +41,14 @@ class MsiHandlers(ModelBase):
         return 0
 
     # pci_alloc_irq_vectors(): -ERANGE for max < min, else what the host has
-    def pci_alloc_irq_vectors(self, min_vecs: int, max_vecs: int) -> int:
+    def pci_alloc_irq_vectors(self, min_vecs: int, max_vecs: int, msix: bool = True) -> int:
         if max_vecs < min_vecs:
             return -errno.ERANGE
         granted = min(max_vecs, self.function.host_vectors)
+        # msi_capability_init(): multi-MSI only where the MSI domain supports it
+        # (MSI_FLAG_MULTI_PCI_MSI: x86 with interrupt remapping); else one vector
+        if not msix and not self.function.multi_msi:
+            granted = min(granted, 1)
         if granted < min_vecs:
             return -errno.ENOSPC
         self.msi_enabled_in_hw()

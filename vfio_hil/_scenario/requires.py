@@ -3,7 +3,9 @@
 Keys: ``irq`` (an index name or a list) with ``min_count`` (default 1),
 ``msi`` / ``msix`` (minimum vector counts), ``counts`` (exact GET_IRQ_INFO
 counts per index name, as a counterexample needs), ``stimulus``, ``pcie``,
-``dyn_msix``, ``reset`` (true or false) and ``kernel`` (a range).  A target
+``dyn_msix``, ``reset``, ``multi_msi`` (true or false: MSI with more than
+one vector, which x86 gives only with interrupt remapping) and ``kernel``
+(a range).  A target
 that falls short is skipped with the reason.
 """
 
@@ -18,7 +20,7 @@ __all__ = ["Requires", "parse_requires"]
 
 _KEYS = (
     *("irq", "min_count", "msi", "msix", "counts"),
-    *("stimulus", "pcie", "dyn_msix", "reset", "kernel"),
+    *("stimulus", "pcie", "dyn_msix", "reset", "kernel", "multi_msi"),
 )
 _INDEX_NAMES = [i.name for i in IrqIndex]
 _MAX_VECTORS = 2048
@@ -78,6 +80,7 @@ def parse_requires(node: Node | None) -> Requires:
         dyn_msix=flag("dyn_msix"),
         reset=flag("reset"),
         kernels=(kernel.text,) if kernel else (),
+        multi_msi=flag("multi_msi"),
     )
 
 

@@ -258,7 +258,7 @@ class SimDevice:
     @property
     def platform(self) -> Platform:
         fn = self.function
-        return Platform(fn.intx_level_at_enable, fn.pci_2_3, fn.host_vectors)
+        return Platform(fn.intx_level_at_enable, fn.pci_2_3, fn.host_vectors, fn.multi_msi)
 
     @property
     def stimulus(self) -> Stimulus | None:
