@@ -75,7 +75,7 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
     from vfio_hil._lab.kernels import cache_dir, kernel_has
     from vfio_hil._lab.run import run_lab
     from vfio_hil._selftests.build import find_build
-    from vfio_hil._selftests.lab import GUEST_MEMORY
+    from vfio_hil._selftests.lab import GUEST_KERNEL_ARGS, GUEST_MEMORY
     from vfio_hil._selftests.modes import ALL_MODES
 
     build = find_build(cache_dir())
@@ -100,6 +100,7 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
         ["/bin/sh", "-c", script, "sh"],
         accel=os.environ.get("VFIO_HIL_LAB_ACCEL", "auto"),
         memory=GUEST_MEMORY,
+        kernel_args=GUEST_KERNEL_ARGS,
         timeout=GUEST_TIMEOUT_S,
         results_dir=tmp_path,
     )
@@ -129,4 +130,10 @@ def test_selftests_pass_in_every_mode_the_kernel_has(spec: str, tmp_path: Path) 
         assert passed[mode] == devices, f"{spec}: {mode} passed on {sorted(passed[mode])} only"
     if not has_iommufd:
         assert not any(passed[m] for m in ALL_MODES if m.startswith("iommufd"))
+    # The guest has the memory, and a 1 GiB page reserved at boot: the
+    # gigantic-page variants run too, in every mode that passes.
+    gigantic = {
+        _mode_device(n)[0] for n, (s, _) in outcomes.items() if "hugetlb_1gb" in n and s == "passed"
+    }
+    assert gigantic == set(expected), f"{spec}: hugetlb_1gb passed in {sorted(gigantic)} only"
     assert not result.guest_failed, result.verdict()  # no Oops or hang (exit 1: a failed case)

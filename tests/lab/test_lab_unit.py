@@ -320,6 +320,25 @@ def test_argv_under_tcg() -> None:
     assert any(a.startswith("virtio-rng-pci,") and "vectors=64" in a for a in tail)
 
 
+def test_extra_kernel_args_go_on_the_guest_kernel_s_command_line() -> None:
+    # The selftests' guest reserves its 1 GiB hugepage at boot this way.
+    argv = qemu.build_virtme_argv(
+        virtme_run=["virtme-run"],
+        qemu="/usr/bin/qemu-system-x86_64",
+        vmlinuz=Path("/c/7.2/vmlinuz"),
+        accel="tcg",
+        preset=qemu.get_preset("default"),
+        guest_script=Path("/r/guest.sh"),
+        rwdirs=[],
+        cwd=Path("/src"),
+        extra_kernel_args=("hugepagesz=1G", "hugepages=1"),
+    )
+    before_qemu = argv[: argv.index("--qemu-opts")]
+    kargs = [before_qemu[i + 1] for i, a in enumerate(before_qemu) if a == "-a"]
+    assert kargs[-2:] == ["hugepagesz=1G", "hugepages=1"]
+    assert "intel_iommu=on" in kargs  # added to the lab's own, not instead
+
+
 def test_argv_under_kvm_uses_split_irqchip() -> None:
     argv = _argv("kvm")
     assert "--disable-kvm" not in argv

@@ -88,16 +88,19 @@ def in_lab(
     timeout: float | None = None,
     iommu: str | None = None,
     memory: str | None = None,
+    kernel_args: Sequence[str] = (),
 ) -> int:
     """Run ``command`` in a lab guest per kernel of ``kernel`` (``vfio-hil lab run``);
     ``iommu``: an ``--iommu`` mode, for the guest (noiommu) and its command;
-    ``memory``: the guest's, when the default is not enough."""
+    ``memory``, ``kernel_args``: the guest's, when the defaults are not enough."""
     from vfio_hil._cli.lab import run_guarded
 
     guest, path = lab_paths(iommu)
     options: dict[str, object] = {"timeout": timeout} if timeout else {}
     if memory:
         options["memory"] = memory
+    if kernel_args:
+        options["kernel_args"] = tuple(kernel_args)
     if guest != "intel":
         options["iommu"] = guest
     if path:

@@ -65,10 +65,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _selftests_memory() -> str:
-    from vfio_hil._selftests.lab import GUEST_MEMORY
+def _selftests_guest() -> tuple[str, tuple[str, ...]]:
+    from vfio_hil._selftests.lab import GUEST_KERNEL_ARGS, GUEST_MEMORY
 
-    return GUEST_MEMORY
+    return GUEST_MEMORY, GUEST_KERNEL_ARGS
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -78,8 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.lab:  # the lab points pytest's cache into its results directory
         command = [sys.executable, "-m", "pytest", *suite, *args.pytest_args]
         # The selftests' guest has room for vfio_dma_mapping_test's hugepages.
-        memory = _selftests_memory() if args.selftests else None
-        return in_lab(args.lab, command, iommu=args.iommu, memory=memory)
+        memory, kargs = _selftests_guest() if args.selftests else (None, ())
+        return in_lab(args.lab, command, iommu=args.iommu, memory=memory, kernel_args=kargs)
     import pytest
 
     targets = [f"--vfio-device={d}" for d in args.device] + [f"--vfio-sim={s}" for s in args.sim]

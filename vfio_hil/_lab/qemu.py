@@ -292,6 +292,7 @@ def build_virtme_argv(
     cpus: int = 2,
     iommu: GuestIommu = "intel",
     extra_qemu_args: Sequence[str] = (),
+    extra_kernel_args: Sequence[str] = (),
 ) -> list[str]:
     """The full ``virtme-run`` argv for one guest (pure: touches nothing).
 
@@ -320,7 +321,7 @@ def build_virtme_argv(
         argv.append("--disable-kvm")
     for d in rwdirs:
         argv += ["--rwdir", str(d)]
-    for karg in kernel_args(iommu):
+    for karg in (*kernel_args(iommu), *extra_kernel_args):
         argv += ["-a", karg]
     argv += ["--script-sh", f"exec /bin/sh {guest_script}"]
     argv += ["--qemu-opts", *machine_args(accel, iommu), *HOST_SHARE_ARGS, *preset.qemu_args]

@@ -174,6 +174,7 @@ def _argv(
     cpus: int,
     iommu: GuestIommu = "intel",
     extra_qemu_args: Sequence[str] = (),
+    extra_kernel_args: Sequence[str] = (),
 ) -> list[str]:
     return build_virtme_argv(
         virtme_run=find_virtme_run(),
@@ -188,6 +189,7 @@ def _argv(
         cpus=cpus,
         iommu=iommu,
         extra_qemu_args=extra_qemu_args,
+        extra_kernel_args=extra_kernel_args,
     )
 
 
@@ -339,6 +341,7 @@ def run_one(
     extra_qemu_args: Sequence[str] = (),
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     coverage: Path | None = None,
+    kernel_args: Sequence[str] = (),
 ) -> LabResult:
     """Boot ``kernel``, run ``command`` in it and return the judged result.
 
@@ -365,7 +368,7 @@ def run_one(
     if cpus < preset.min_cpus:
         log(f"devices {preset.name} need {preset.min_cpus} vCPUs: the guest gets {preset.min_cpus}")
         cpus = preset.min_cpus
-    argv = _argv(kernel, accel, preset, kdir, memory, cpus, iommu, extra_qemu_args)
+    argv = _argv(kernel, accel, preset, kdir, memory, cpus, iommu, extra_qemu_args, kernel_args)
     (kdir / "virtme-run.argv").write_text(shlex.join(argv) + "\n")
     result = LabResult(kernel, accel, list(command), kdir)
     scanner = ConsoleScanner()
@@ -451,8 +454,12 @@ def run_lab(
     verbose: bool = False,
     echo: IO[str] | None = sys.stdout,
     coverage: bool = False,
+    kernel_args: Sequence[str] = (),
 ) -> list[LabResult]:
     """Run ``command`` in a guest per kernel; one ``LabResult`` each, in order.
+
+    ``kernel_args``: more for the guest kernel's command line (the selftests'
+    guest reserves a 1 GiB hugepage at boot: ``hugepagesz=1G hugepages=1``).
 
     ``coverage``: each guest's kernel coverage goes to ``<results>/<release>/coverage``
     (every kernel must be a gcov one, ``iommufd-cov``: checked before any boot).
@@ -498,6 +505,7 @@ def run_lab(
                 verbose=verbose,
                 echo=echo,
                 coverage=root / k.release / "coverage" if coverage else None,
+                kernel_args=kernel_args,
             )
             # As each guest ends, not after the last: CI logs show a long run's progress.
             for f in r.findings:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["GUEST_MEMORY", "HUGEPAGES", "reserve_hugepages"]
+__all__ = ["GUEST_KERNEL_ARGS", "GUEST_MEMORY", "HUGEPAGES", "reserve_hugepages"]
 
 GUEST_MEMORY = "6G"  # a gigantic page needs 1 GiB of contiguous free memory after boot
+# ...which a kernel without CONFIG_CONTIG_ALLOC (the lab's own, allnoconfig)
+# cannot find at run time: reserved at boot instead, from memblock.
+GUEST_KERNEL_ARGS = ("hugepagesz=1G", "hugepages=1")
 HUGEPAGES = {"hugepages-1048576kB": 1, "hugepages-2048kB": 8}
 _SYSFS = Path("/sys/kernel/mm/hugepages")
 
