@@ -19,7 +19,7 @@ from vfio_hil._agent import AgentChannel
 from vfio_hil._diff.cases import SLOTS
 from vfio_hil._fuzz.mutants import MUTANTS
 from vfio_hil._lockstep import GetIrqInfo, Lockstep, Reset, SetIrqs, Side, Step
-from vfio_hil._lockstep.engine import Expected, Observation
+from vfio_hil._lockstep.engine import Disagreement, Expected, Observation, Played
 from vfio_hil._lockstep.twin import twin_of
 from vfio_hil.stateful import Divergence, make_machine
 
@@ -55,6 +55,16 @@ def _run(model: bool) -> tuple[Lockstep, _Counting]:
     return Lockstep(kernel, Side(twin, SLOTS)), kernel
 
 
+def _batched(run: Lockstep, steps: list[Step]) -> tuple[list[Played], Disagreement | None]:
+    """Push every step, flush once, close the run."""
+    try:
+        for step in steps:
+            run.push(step)
+        return run.flush()
+    finally:
+        run.close()
+
+
 def test_a_batch_names_the_step_that_disagreed_and_plays_nothing_after_it() -> None:
     run, kernel = _run(model=True)
     try:
@@ -78,25 +88,14 @@ def test_one_step_at_a_time_and_one_batch_give_the_same_disagreement() -> None:
         singles = [one_run.step(step) for step in AGREE + WITNESS]
     finally:
         one_run.close()
-    batch_run, _ = _run(model=True)
-    try:
-        for step in AGREE + WITNESS + AFTER:
-            batch_run.push(step)
-        played, bad = batch_run.flush()
-    finally:
-        batch_run.close()
+    played, bad = _batched(_run(model=True)[0], AGREE + WITNESS + AFTER)
     assert singles[-1][1] == bad
     assert [p for p, _ in singles] == played
 
 
 def test_a_batch_of_agreeing_steps_is_all_played_and_agrees() -> None:
     run, kernel = _run(model=False)
-    try:
-        for step in AGREE + WITNESS + AFTER:
-            run.push(step)
-        played, bad = run.flush()
-    finally:
-        run.close()
+    played, bad = _batched(run, AGREE + WITNESS + AFTER)
     assert bad is None
     assert kernel.asked == AGREE + WITNESS + AFTER == [p.step for p in played]
 
