@@ -197,18 +197,22 @@ def test_a_real_binary_on_a_missing_device_fails_with_its_output() -> None:
     assert "not ok 1 vfio_pci_device_test.reset" in outcome.output
 
 
-def test_the_items_name_binary_case_mode_and_device(pytester: pytest.Pytester) -> None:
+def _on_a_fake_device(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest --vfio-selftests with the built selftests, on an address no device has."""
     build = _build()
-    result = pytester.runpytest(
+    return pytester.runpytest(
         "-p",
         "no:cacheprovider",
         "--vfio-selftests",
         f"--vfio-selftests-dir={build.root}",
         "--vfio-device",
         "0000:ff:1f.7",
-        "--collect-only",
-        "-q",
+        *args,
     )
+
+
+def test_the_items_name_binary_case_mode_and_device(pytester: pytest.Pytester) -> None:
+    result = _on_a_fake_device(pytester, "--collect-only", "-q")
     ids = set(result.outlines)
     for mode in ALL_MODES:
         assert (
@@ -231,18 +235,7 @@ def test_selftests_without_a_device_is_one_clear_error(pytester: pytest.Pytester
 def test_a_binary_that_gives_up_is_one_skipped_item_with_its_reason(
     pytester: pytest.Pytester,
 ) -> None:
-    build = _build()
-    result = pytester.runpytest(
-        "-p",
-        "no:cacheprovider",
-        "--vfio-selftests",
-        f"--vfio-selftests-dir={build.root}",
-        "--vfio-device",
-        "0000:ff:1f.7",
-        "-k",
-        "sriov",
-        "-rs",
-    )
+    result = _on_a_fake_device(pytester, "-k", "sriov", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         ["*vfio_pci_sriov_uapi_test*SR-IOV may not be supported by the PF*"]
