@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vfio_hil import EventFd, IrqIndex, IrqSet, SimDevice
 from vfio_hil._coverage.cells import Cell
 from vfio_hil._coverage.reach import explore
@@ -46,11 +48,13 @@ def test_fuzz_cli_writes_the_heat_map(tmp_path: Path) -> None:
     assert "Never reached" in out.read_text(encoding="utf-8")
 
 
-def test_fuzz_cli_refuses_an_unwritable_heat_map_before_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["missing dir", "proc"])
+def test_fuzz_cli_refuses_an_unwritable_heat_map_before_the_run(tmp_path: Path, where: str) -> None:
     cmd = [sys.executable, "-m", "vfio_hil", "fuzz", "--sim", "edu"]
-    missing = tmp_path / "no" / "such" / "cov.html"
+    # /proc: a directory access() calls writable for root, where no file can be made.
+    bad = tmp_path / "no" / "such" / "cov.html" if where == "missing dir" else Path("/proc/c.html")
     done = subprocess.run(
-        [*cmd, "--coverage-html", str(missing)], capture_output=True, text=True, timeout=120
+        [*cmd, "--coverage-html", str(bad)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2
     assert "--coverage-html" in done.stderr

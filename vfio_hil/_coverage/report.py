@@ -180,6 +180,18 @@ def check_writable(path: Path, what: str) -> None:
             f"{what} {path}: {parent} is not a directory this user can write",
             "create the directory first, or name a file in a writable one",
         )
+    # access() says yes to root everywhere (/proc too): try it, leave nothing.
+    existed = path.exists()
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise VfioHilError(
+            f"{what} {path}: cannot be written ({exc.strerror or exc})",
+            "name a file in a directory this user can write",
+        ) from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def write_html(coverages: Iterable[DeviceCoverage], path: Path, title: str = "vfio-hil") -> None:
@@ -222,5 +234,11 @@ def reported(enabled: bool, html_path: Path | None, title: str) -> Iterator[None
     found = coverage_of(recorder)
     print(table(found))
     if html_path is not None:
-        write_html(found, html_path, title)
+        try:
+            write_html(found, html_path, title)
+        except OSError as exc:  # checked before the run; gone or full since
+            raise VfioHilError(
+                f"--coverage-html {html_path}: not written ({exc.strerror or exc})",
+                "the table above is the same report",
+            ) from None
         print(f"coverage: heat map written to {html_path}")
