@@ -34,7 +34,7 @@ from vfio_hil._lab.kernels import Kernel
 mode, out = sys.argv[1], Path(sys.argv[2])
 
 
-def fake_argv(kernel, accel, preset, kdir, memory, cpus, iommu="intel", extra_qemu_args=()):
+def fake_argv(kernel, accel, preset, kdir, memory, cpus, *more):
     say = f'echo "$$ $!" > {out}/pids.tmp && mv {out}/pids.tmp {out}/pids'
     return ["sh", "-c", f"sleep 60 & {say}; wait"]
 
@@ -130,6 +130,7 @@ def quick_guest(monkeypatch: pytest.MonkeyPatch) -> None:
         cpus: int,
         iommu: str = "intel",
         extra_qemu_args: object = (),
+        extra_kernel_args: object = (),
     ) -> list[str]:
         return ["sh", "-c", f"sleep 0.2; echo 0 > {kdir}/exit_code"]
 
